@@ -1,0 +1,314 @@
+using System.Globalization;
+using System.Net.Http.Headers;
+using System.Text;
+using System.Text.Json;
+
+namespace Mistral.Auth.Internal;
+
+/// <summary>Posts the refresh request to the token endpoint and turns the answer into a <see cref="TokenResponse"/>.</summary>
+internal sealed class TokenEndpointClient
+{
+    private static readonly MediaTypeWithQualityHeaderValue AcceptJson = new("application/json");
+
+    private readonly Func<HttpClient> _httpClientFactory;
+    private readonly MistralAuthOptions _options;
+    private readonly string _endpointForMessages;
+
+    public TokenEndpointClient(Func<HttpClient> httpClientFactory, MistralAuthOptions options)
+    {
+        _httpClientFactory = httpClientFactory;
+        _options = options;
+        _endpointForMessages = options.TokenEndpoint.GetLeftPart(UriPartial.Path);
+    }
+
+    /// <summary>Exchanges <paramref name="refreshToken"/> for a new access token.</summary>
+    /// <exception cref="MistralAuthException">The endpoint could not be reached or refused, or its answer is unusable.</exception>
+    public async Task<TokenResponse> RefreshAsync(string refreshToken, CancellationToken cancellationToken)
+    {
+        using var request = new HttpRequestMessage(HttpMethod.Post, _options.TokenEndpoint)
+        {
+            Content = CreateContent(refreshToken),
+        };
+        request.Headers.Accept.Add(AcceptJson);
+
+        HttpResponseMessage response;
+        try
+        {
+            response = await _httpClientFactory()
+                .SendAsync(request, HttpCompletionOption.ResponseHeadersRead, cancellationToken)
+                .ConfigureAwait(false);
+        }
+        catch (HttpRequestException ex)
+        {
+            throw new MistralAuthException(
+                $"The token endpoint {_endpointForMessages} could not be reached ({Describe(ex)}).", ex);
+        }
+
+        using (response)
+        {
+            var body = await ReadBoundedAsync(response, cancellationToken).ConfigureAwait(false);
+            return response.IsSuccessStatusCode
+                ? ParseSuccess(response, body, refreshToken)
+                : throw ParseError(response, body, refreshToken);
+        }
+    }
+
+    private HttpContent CreateContent(string refreshToken)
+    {
+        if (_options.TokenRequestFormat == TokenRequestFormat.Form)
+        {
+            var fields = new List<KeyValuePair<string, string>>(4)
+            {
+                new("grant_type", "refresh_token"),
+                new("refresh_token", refreshToken),
+                new("client_id", _options.ClientId!),
+            };
+            if (_options.ClientSecret is not null)
+            {
+                fields.Add(new("client_secret", _options.ClientSecret));
+            }
+
+            return new FormUrlEncodedContent(fields);
+        }
+
+        // Exactly the documented body, in the documented order.
+        using var buffer = new MemoryStream();
+        using (var writer = new Utf8JsonWriter(buffer))
+        {
+            writer.WriteStartObject();
+            writer.WriteString("client_id", _options.ClientId);
+            if (_options.ClientSecret is not null)
+            {
+                writer.WriteString("client_secret", _options.ClientSecret);
+            }
+
+            writer.WriteString("grant_type", "refresh_token");
+            writer.WriteString("refresh_token", refreshToken);
+            writer.WriteEndObject();
+        }
+
+        var content = new ByteArrayContent(buffer.ToArray());
+        content.Headers.ContentType = new MediaTypeHeaderValue("application/json");
+        return content;
+    }
+
+    private async Task<byte[]> ReadBoundedAsync(HttpResponseMessage response, CancellationToken cancellationToken)
+    {
+        var limit = MistralAuthDefaults.MaxTokenResponseBytes;
+        if (response.Content.Headers.ContentLength > limit)
+        {
+            throw TooLarge(response);
+        }
+
+        var stream = await response.Content.ReadAsStreamAsync(cancellationToken).ConfigureAwait(false);
+        await using (stream.ConfigureAwait(false))
+        {
+            var buffer = new byte[limit + 1];
+            var total = 0;
+            int read;
+            while (total < buffer.Length
+                && (read = await stream.ReadAsync(buffer.AsMemory(total), cancellationToken).ConfigureAwait(false)) > 0)
+            {
+                total += read;
+            }
+
+            if (total > limit)
+            {
+                throw TooLarge(response);
+            }
+
+            return buffer.AsSpan(0, total).ToArray();
+        }
+    }
+
+    private MistralAuthException TooLarge(HttpResponseMessage response) =>
+        new($"The token endpoint {_endpointForMessages} answered {Status(response)} with a body larger than {MistralAuthDefaults.MaxTokenResponseBytes / 1024} KiB; a token response is far smaller, so it was not read.")
+        {
+            StatusCode = (int)response.StatusCode,
+        };
+
+    private TokenResponse ParseSuccess(HttpResponseMessage response, byte[] body, string refreshToken)
+    {
+        if (body.Length == 0)
+        {
+            throw Invalid(response, "an empty body");
+        }
+
+        if (!IsJson(response))
+        {
+            throw Invalid(response, $"a {MediaType(response)} body where a JSON token response (application/json) was expected");
+        }
+
+        JsonDocument document;
+        try
+        {
+            document = JsonDocument.Parse(body);
+        }
+        catch (JsonException)
+        {
+            throw Invalid(response, "a body that is not valid JSON");
+        }
+
+        using (document)
+        {
+            var root = document.RootElement;
+            if (root.ValueKind != JsonValueKind.Object)
+            {
+                throw Invalid(response, "JSON that is not an object");
+            }
+
+            var accessToken = ReadString(response, root, "access_token");
+            if (string.IsNullOrWhiteSpace(accessToken))
+            {
+                throw Invalid(response, "no access_token");
+            }
+
+            var tokenType = ReadString(response, root, "token_type");
+            if (tokenType is not null && !string.Equals(tokenType, "Bearer", StringComparison.OrdinalIgnoreCase))
+            {
+                throw Invalid(response, $"token_type '{Scrub(tokenType, refreshToken)}' where 'Bearer' was expected (RFC 6750)");
+            }
+
+            var expiresIn = ReadExpiresIn(response, root);
+            var newRefreshToken = ReadString(response, root, "refresh_token");
+
+            return new TokenResponse
+            {
+                AccessToken = accessToken,
+                ExpiresIn = expiresIn,
+                RefreshToken = string.IsNullOrEmpty(newRefreshToken) ? null : newRefreshToken,
+                ServerDate = response.Headers.Date,
+            };
+        }
+    }
+
+    private MistralAuthException ParseError(HttpResponseMessage response, byte[] body, string refreshToken)
+    {
+        string? error = null;
+        string? description = null;
+        if (body.Length > 0 && IsJson(response))
+        {
+            try
+            {
+                using var document = JsonDocument.Parse(body);
+                if (document.RootElement.ValueKind == JsonValueKind.Object)
+                {
+                    error = StringOrNull(document.RootElement, "error");
+                    description = StringOrNull(document.RootElement, "error_description");
+                }
+            }
+            catch (JsonException)
+            {
+                // Not an RFC 6749 §5.2 error body: reported by status alone.
+            }
+        }
+
+        error = Scrub(error, refreshToken);
+        description = Scrub(description, refreshToken);
+
+        var message = new StringBuilder(160)
+            .Append(CultureInfo.InvariantCulture, $"The token endpoint {_endpointForMessages} refused the refresh: {Status(response)}");
+        if (error is not null)
+        {
+            message.Append(CultureInfo.InvariantCulture, $", error '{error}'");
+            if (description is not null)
+            {
+                message.Append(CultureInfo.InvariantCulture, $": {description}");
+            }
+        }
+        else if (body.Length > 0)
+        {
+            message.Append(CultureInfo.InvariantCulture, $", with a {MediaType(response)} body that is not an OAuth 2.0 error");
+        }
+
+        message.Append('.');
+        return new MistralAuthException(message.ToString(), error, description)
+        {
+            StatusCode = (int)response.StatusCode,
+        };
+    }
+
+    private string? ReadString(HttpResponseMessage response, JsonElement root, string name)
+    {
+        if (!root.TryGetProperty(name, out var value) || value.ValueKind == JsonValueKind.Null)
+        {
+            return null;
+        }
+
+        return value.ValueKind == JsonValueKind.String
+            ? value.GetString()
+            : throw Invalid(response, $"a {name} that is not a string");
+    }
+
+    private long? ReadExpiresIn(HttpResponseMessage response, JsonElement root)
+    {
+        if (!root.TryGetProperty("expires_in", out var value) || value.ValueKind == JsonValueKind.Null)
+        {
+            return null;
+        }
+
+        // RFC 6749 makes it a number; some servers send it as a string.
+        double seconds;
+        if (value.ValueKind == JsonValueKind.Number)
+        {
+            seconds = value.GetDouble();
+        }
+        else if (value.ValueKind != JsonValueKind.String
+            || !double.TryParse(value.GetString(), NumberStyles.Float, CultureInfo.InvariantCulture, out seconds))
+        {
+            throw Invalid(response, "an expires_in that is not a number of seconds");
+        }
+
+        if (!double.IsFinite(seconds) || seconds <= 0)
+        {
+            throw Invalid(response, string.Create(CultureInfo.InvariantCulture, $"expires_in {seconds}: a token lifetime must be a positive number of seconds"));
+        }
+
+        return seconds >= long.MaxValue / TimeSpan.TicksPerSecond ? long.MaxValue / TimeSpan.TicksPerSecond : (long)seconds;
+    }
+
+    private MistralAuthException Invalid(HttpResponseMessage response, string what) =>
+        new($"The token endpoint {_endpointForMessages} answered {Status(response)} with {what}.")
+        {
+            StatusCode = (int)response.StatusCode,
+        };
+
+    private string? Scrub(string? serverText, string refreshToken)
+    {
+        if (serverText is null)
+        {
+            return null;
+        }
+
+        // A server may echo what it was sent; the secrets never reach a message.
+        serverText = serverText.Replace(refreshToken, "***", StringComparison.Ordinal);
+        if (!string.IsNullOrEmpty(_options.ClientSecret))
+        {
+            serverText = serverText.Replace(_options.ClientSecret, "***", StringComparison.Ordinal);
+        }
+
+        return serverText.Length > 300 ? string.Concat(serverText.AsSpan(0, 300), "…") : serverText;
+    }
+
+    private static string? StringOrNull(JsonElement root, string name) =>
+        root.TryGetProperty(name, out var value) && value.ValueKind == JsonValueKind.String ? value.GetString() : null;
+
+    private static bool IsJson(HttpResponseMessage response)
+    {
+        var mediaType = response.Content.Headers.ContentType?.MediaType;
+        return mediaType is not null
+            && (mediaType.Equals("application/json", StringComparison.OrdinalIgnoreCase)
+                || mediaType.EndsWith("+json", StringComparison.OrdinalIgnoreCase));
+    }
+
+    private static string MediaType(HttpResponseMessage response) =>
+        response.Content.Headers.ContentType?.MediaType ?? "untyped";
+
+    private static string Status(HttpResponseMessage response) =>
+        string.Create(CultureInfo.InvariantCulture, $"HTTP {(int)response.StatusCode} ({response.StatusCode})");
+
+    private static string Describe(HttpRequestException ex) =>
+        ex.InnerException is System.Net.Sockets.SocketException socket
+            ? socket.SocketErrorCode.ToString()
+            : ex.HttpRequestError.ToString();
+}

@@ -1,0 +1,19 @@
+namespace Mistral.Auth.Internal;
+
+/// <summary>A successful token endpoint answer (RFC 6749 §5.1), already checked.</summary>
+internal sealed class TokenResponse
+{
+    public required string AccessToken { get; init; }
+
+    /// <summary>The <c>expires_in</c> value in seconds, when the server sent one.</summary>
+    public long? ExpiresIn { get; init; }
+
+    /// <summary>The rotated refresh token, when the server sent one.</summary>
+    public string? RefreshToken { get; init; }
+
+    /// <summary>The response's <c>Date</c> header: the server's own clock, when it sent one.</summary>
+    public DateTimeOffset? ServerDate { get; init; }
+
+    public override string ToString() =>
+        $"TokenResponse(AccessToken=***, ExpiresIn={ExpiresIn}, RefreshToken={(RefreshToken is null ? "(none)" : "***")})";
+}

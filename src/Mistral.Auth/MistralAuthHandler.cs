@@ -1,0 +1,168 @@
+using System.Net;
+using Microsoft.Extensions.Logging;
+using Microsoft.Extensions.Logging.Abstractions;
+using Mistral.Auth.Internal;
+
+namespace Mistral.Auth;
+
+/// <summary>
+/// Attaches <c>Authorization: Bearer &lt;access token&gt;</c> to every request and, when the API answers 401,
+/// refreshes the token and sends the request once more.
+/// </summary>
+/// <remarks>
+/// <para>
+/// Add it to a client built by <c>IHttpClientFactory</c> with <c>AddMistralAuthHandler()</c>, or use it directly:
+/// <c>new HttpClient(new MistralAuthHandler(tokenManager) { InnerHandler = new HttpClientHandler() })</c>.
+/// </para>
+/// <para>
+/// A request that already carries an <c>Authorization</c> header is sent unchanged. A request never goes out without
+/// a token: when none can be obtained, <see cref="MistralAuthException"/> is thrown instead. After a 401 the token is
+/// refreshed only if the rejected token is still the current one, so many simultaneous 401s cause one refresh; the
+/// first 401 response is disposed and the request is sent again with a byte-identical body. A second 401 is returned
+/// to the caller. A body that cannot be replayed (a stream of unknown or large length) is sent once and its 401 is
+/// returned unchanged.
+/// </para>
+/// </remarks>
+public sealed class MistralAuthHandler : DelegatingHandler
+{
+    private readonly TokenManager _tokenManager;
+    private readonly ILogger _logger;
+
+    /// <summary>Creates the handler.</summary>
+    /// <param name="tokenManager">The source of access tokens.</param>
+    /// <exception cref="ArgumentNullException"><paramref name="tokenManager"/> is <see langword="null"/>.</exception>
+    public MistralAuthHandler(TokenManager tokenManager)
+        : this(tokenManager, null)
+    {
+    }
+
+    /// <summary>Creates the handler with a logger.</summary>
+    /// <param name="tokenManager">The source of access tokens.</param>
+    /// <param name="logger">Where the 401 retries are logged; nowhere when <see langword="null"/>.</param>
+    /// <exception cref="ArgumentNullException"><paramref name="tokenManager"/> is <see langword="null"/>.</exception>
+    public MistralAuthHandler(TokenManager tokenManager, ILogger<MistralAuthHandler>? logger)
+    {
+        ArgumentNullException.ThrowIfNull(tokenManager);
+        _tokenManager = tokenManager;
+        _logger = (ILogger?)logger ?? NullLogger.Instance;
+    }
+
+    /// <inheritdoc />
+    protected override Task<HttpResponseMessage> SendAsync(HttpRequestMessage request, CancellationToken cancellationToken)
+    {
+        ArgumentNullException.ThrowIfNull(request);
+        if (request.Headers.Authorization is not null)
+        {
+            return base.SendAsync(request, cancellationToken);
+        }
+
+        var pendingState = _tokenManager.GetStateAsync(cancellationToken);
+        if (!pendingState.IsCompletedSuccessfully || !ReplayableContent.IsReplayableAsIs(request.Content))
+        {
+            return SendSlowAsync(request, pendingState, cancellationToken);
+        }
+
+        // Hot path: a valid token and nothing to buffer. No await, so nothing is allocated beyond what the inner
+        // handlers allocate.
+        var state = pendingState.Result;
+        request.Headers.Authorization = state.Header;
+        var pendingResponse = base.SendAsync(request, cancellationToken);
+        if (pendingResponse.IsCompletedSuccessfully && pendingResponse.Result.StatusCode != HttpStatusCode.Unauthorized)
+        {
+            return pendingResponse;
+        }
+
+        return CompleteAsync(request, state, replayable: true, pendingResponse, cancellationToken);
+    }
+
+    /// <inheritdoc />
+    protected override HttpResponseMessage Send(HttpRequestMessage request, CancellationToken cancellationToken)
+    {
+        ArgumentNullException.ThrowIfNull(request);
+        if (request.Headers.Authorization is not null)
+        {
+            return base.Send(request, cancellationToken);
+        }
+
+        var replayable = ReplayableContent.PrepareAsync(request.Content, cancellationToken).AsTask().GetAwaiter().GetResult();
+        var pendingState = _tokenManager.GetStateAsync(cancellationToken);
+        var state = pendingState.IsCompletedSuccessfully ? pendingState.Result : pendingState.AsTask().GetAwaiter().GetResult();
+        request.Headers.Authorization = state.Header;
+        var response = base.Send(request, cancellationToken);
+        if (response.StatusCode != HttpStatusCode.Unauthorized)
+        {
+            return response;
+        }
+
+        var fresh = RefreshAfterRejectionAsync(state, response, cancellationToken).GetAwaiter().GetResult();
+        if (!ShouldResend(request, state, fresh, replayable, response))
+        {
+            return response;
+        }
+
+        return base.Send(request, cancellationToken);
+    }
+
+    private async Task<HttpResponseMessage> SendSlowAsync(
+        HttpRequestMessage request, ValueTask<AccessTokenState> pendingState, CancellationToken cancellationToken)
+    {
+        // Buffer before the first send, so the body can be sent again byte for byte after a 401.
+        var replayable = await ReplayableContent.PrepareAsync(request.Content, cancellationToken).ConfigureAwait(false);
+        var state = await pendingState.ConfigureAwait(false);
+        request.Headers.Authorization = state.Header;
+        return await CompleteAsync(request, state, replayable, base.SendAsync(request, cancellationToken), cancellationToken)
+            .ConfigureAwait(false);
+    }
+
+    private async Task<HttpResponseMessage> CompleteAsync(
+        HttpRequestMessage request,
+        AccessTokenState state,
+        bool replayable,
+        Task<HttpResponseMessage> pendingResponse,
+        CancellationToken cancellationToken)
+    {
+        var response = await pendingResponse.ConfigureAwait(false);
+        if (response.StatusCode != HttpStatusCode.Unauthorized)
+        {
+            return response;
+        }
+
+        var fresh = await RefreshAfterRejectionAsync(state, response, cancellationToken).ConfigureAwait(false);
+        if (!ShouldResend(request, state, fresh, replayable, response))
+        {
+            return response;
+        }
+
+        // Sent once more; whatever comes back, a second 401 included, goes to the caller.
+        return await base.SendAsync(request, cancellationToken).ConfigureAwait(false);
+    }
+
+    private async Task<AccessTokenState> RefreshAfterRejectionAsync(
+        AccessTokenState rejected, HttpResponseMessage response, CancellationToken cancellationToken)
+    {
+        try
+        {
+            return await _tokenManager.RefreshAfterRejectionAsync(rejected, cancellationToken).ConfigureAwait(false);
+        }
+        catch
+        {
+            response.Dispose();
+            throw;
+        }
+    }
+
+    private bool ShouldResend(
+        HttpRequestMessage request, AccessTokenState rejected, AccessTokenState fresh, bool replayable, HttpResponseMessage response)
+    {
+        if (!replayable)
+        {
+            _logger.UnauthorizedNotReplayable(rejected.Fingerprint);
+            return false;
+        }
+
+        _logger.UnauthorizedRetried(rejected.Fingerprint, fresh.Fingerprint);
+        response.Dispose();
+        request.Headers.Authorization = fresh.Header;
+        return true;
+    }
+}

@@ -1,0 +1,29 @@
+using Microsoft.Extensions.Logging;
+using Mistral.Auth;
+
+namespace Microsoft.Extensions.DependencyInjection;
+
+/// <summary>Adds the Mistral.Auth handler to clients built by <c>IHttpClientFactory</c>.</summary>
+public static class MistralAuthHttpClientBuilderExtensions
+{
+    /// <summary>
+    /// Adds a <see cref="MistralAuthHandler"/> to the client, so every request it sends carries a valid access token
+    /// and a 401 is retried once with a fresh one. Works on any named or typed client; call
+    /// <c>services.AddMistralAuth(…)</c> as well.
+    /// </summary>
+    /// <param name="builder">The client's builder, from <c>services.AddHttpClient(…)</c>.</param>
+    /// <returns>The same builder, for chaining.</returns>
+    /// <exception cref="ArgumentNullException"><paramref name="builder"/> is <see langword="null"/>.</exception>
+    public static IHttpClientBuilder AddMistralAuthHandler(this IHttpClientBuilder builder)
+    {
+        ArgumentNullException.ThrowIfNull(builder);
+
+        return builder.AddHttpMessageHandler(static sp =>
+        {
+            var tokenManager = sp.GetService<TokenManager>()
+                ?? throw new InvalidOperationException(
+                    "AddMistralAuthHandler() needs the Mistral.Auth services: call services.AddMistralAuth(…) as well.");
+            return new MistralAuthHandler(tokenManager, sp.GetService<ILogger<MistralAuthHandler>>());
+        });
+    }
+}

@@ -1,0 +1,64 @@
+using System.Globalization;
+using Mistral.Auth.Internal;
+
+namespace Mistral.Auth;
+
+/// <summary>Settings for obtaining and refreshing the access token.</summary>
+/// <remarks>
+/// Bind them from configuration (section <c>MistralAuth</c> by convention) or set them in code with
+/// <c>services.AddMistralAuth(o =&gt; …)</c>. <see cref="ToString"/> never shows the secrets.
+/// </remarks>
+public sealed class MistralAuthOptions
+{
+    /// <summary>Gets or sets the OAuth 2.0 token endpoint that refreshes the access token.</summary>
+    /// <value>Defaults to <c>https://api.mistral.ai/auth/token</c>. Must be HTTPS, except on a loopback address.</value>
+    public Uri TokenEndpoint { get; set; } = new(MistralAuthDefaults.TokenEndpoint);
+
+    /// <summary>Gets or sets the OAuth 2.0 client identifier sent as <c>client_id</c>.</summary>
+    /// <value>Required. No default.</value>
+    public string? ClientId { get; set; }
+
+    /// <summary>Gets or sets the client secret sent as <c>client_secret</c>.</summary>
+    /// <value>No default. Leave it unset for a public client; it is then left out of the request.</value>
+    public string? ClientSecret { get; set; }
+
+    /// <summary>Gets or sets the initial refresh token.</summary>
+    /// <value>
+    /// Required. No default. When the token endpoint rotates refresh tokens, the newest one replaces this one in
+    /// memory and the old one is never sent again.
+    /// </value>
+    public string? RefreshToken { get; set; }
+
+    /// <summary>Gets or sets how long before the access token expires a refresh starts in the background.</summary>
+    /// <value>
+    /// Defaults to 5 minutes. For a token whose whole lifetime is shorter than twice this value, the refresh starts
+    /// halfway through its lifetime instead.
+    /// </value>
+    public TimeSpan RefreshBeforeExpiry { get; set; } = MistralAuthDefaults.RefreshBeforeExpiry;
+
+    /// <summary>Gets or sets how the refresh request is encoded.</summary>
+    /// <value>Defaults to <see cref="TokenRequestFormat.Json"/>, the body the Mistral documentation shows.</value>
+    public TokenRequestFormat TokenRequestFormat { get; set; } = TokenRequestFormat.Json;
+
+    /// <summary>Gets or sets the longest one refresh may take, all attempts included, before it fails.</summary>
+    /// <value>Defaults to 30 seconds.</value>
+    public TimeSpan RefreshTimeout { get; set; } = MistralAuthDefaults.RefreshTimeout;
+
+    /// <summary>
+    /// Gets or sets how long to wait before trying again after a background refresh failed while the current
+    /// token was still valid.
+    /// </summary>
+    /// <value>Defaults to 10 seconds.</value>
+    public TimeSpan RefreshRetryDelay { get; set; } = MistralAuthDefaults.RefreshRetryDelay;
+
+    /// <summary>Returns the settings with every secret replaced by <c>***</c> (or <c>(null)</c> when unset).</summary>
+    /// <returns>A description of the settings that is safe to log.</returns>
+    public override string ToString() => string.Create(
+        CultureInfo.InvariantCulture,
+        $"TokenEndpoint={TokenEndpoint}, ClientId={ClientId ?? "(null)"}, ClientSecret={Mask(ClientSecret)}, RefreshToken={Mask(RefreshToken)}, RefreshBeforeExpiry={RefreshBeforeExpiry}, TokenRequestFormat={TokenRequestFormat}, RefreshTimeout={RefreshTimeout}, RefreshRetryDelay={RefreshRetryDelay}");
+
+    private static string Mask(string? secret) => secret is null ? "(null)" : "***";
+
+    /// <summary>Copies the settings, so that a later change to this instance does not reach a running manager.</summary>
+    internal MistralAuthOptions Clone() => (MistralAuthOptions)MemberwiseClone();
+}
