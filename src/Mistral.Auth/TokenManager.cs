@@ -151,6 +151,18 @@ public sealed class TokenManager : IDisposable
         return refresh.WaitAsync(cancellationToken);
     }
 
+    /// <summary>For tests: completes when no refresh is in flight (a failed one included).</summary>
+    internal Task WhenRefreshSettledAsync()
+    {
+        var refresh = Volatile.Read(ref _refresh);
+        return refresh is null
+            ? Task.CompletedTask
+            : refresh.ContinueWith(static _ => { }, CancellationToken.None, TaskContinuationOptions.ExecuteSynchronously, TaskScheduler.Default);
+    }
+
+    /// <summary>For tests and diagnostics: the token currently served, if any.</summary>
+    internal AccessTokenState? CurrentState => Volatile.Read(ref _state);
+
     private ValueTask<AccessTokenState> GetStateSlowAsync(CancellationToken cancellationToken)
     {
         ObjectDisposedException.ThrowIf(_disposed.IsCancellationRequested, this);

@@ -21,8 +21,11 @@ internal static class MistralAuthDefaults
     /// <summary>The longest lifetime believed for one access token, whatever its <c>exp</c> says.</summary>
     public static readonly TimeSpan MaxTokenLifetime = TimeSpan.FromHours(24);
 
+    /// <summary>How far the local clock may be from the token server's before an <c>exp</c> in the past means "expired".</summary>
+    public static readonly TimeSpan MaxClockSkew = TimeSpan.FromMinutes(15);
+
     /// <summary>
-    /// Whole-second claims (<c>iat</c>, <c>exp</c>, <c>expires_in</c>, the <c>Date</c> header) may hide up to a
+    /// Whole-second claims (<c>iat</c>, <c>exp</c>, <c>expires_in</c>) may hide up to a
     /// second: it is taken off every lifetime so no token is served past its real expiry.
     /// </summary>
     public static readonly TimeSpan SecondGranularity = TimeSpan.FromSeconds(1);

@@ -177,7 +177,6 @@ internal sealed class TokenEndpointClient
                 AccessToken = accessToken,
                 ExpiresIn = expiresIn,
                 RefreshToken = string.IsNullOrEmpty(newRefreshToken) ? null : newRefreshToken,
-                ServerDate = response.Headers.Date,
             };
         }
     }

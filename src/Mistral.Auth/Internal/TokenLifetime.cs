@@ -5,9 +5,10 @@ namespace Mistral.Auth.Internal;
 /// <summary>Works out how long an access token may be served, measured on the local clock.</summary>
 /// <remarks>
 /// The lifetime is a duration, never an absolute time: <c>exp − iat</c> (both from the server's clock), else
-/// <c>exp</c> against the response's <c>Date</c> header (also the server's clock), else <c>expires_in</c>. It is then
-/// anchored to the local moment the request was sent, which is no later than the moment the token was issued,
-/// so a client whose clock is minutes off still refreshes on time.
+/// <c>expires_in</c>, whichever is shorter when both are there. It is anchored to the local moment the request was
+/// sent, which is no later than the moment the token was issued, so a client whose clock is minutes off from the
+/// server's still refreshes on time. Only a JWT with neither <c>iat</c> nor <c>expires_in</c> is measured against the
+/// local clock.
 /// </remarks>
 internal static class TokenLifetime
 {
@@ -18,34 +19,29 @@ internal static class TokenLifetime
         {
             if (exp is { } expiresAt)
             {
+                var pastBy = localSentOn.ToUnixTimeSeconds() - expiresAt;
+                if (pastBy > (long)MistralAuthDefaults.MaxClockSkew.TotalSeconds)
+                {
+                    // Further in the past than any clock skew explains: the server handed out a dead token.
+                    throw new MistralAuthException(Invariant($"The access token from the token endpoint is already expired: its exp is {pastBy} s in the past, more than the {MistralAuthDefaults.MaxClockSkew.TotalMinutes} minutes of clock skew tolerated."));
+                }
+
                 if (iat is { } issuedAt)
                 {
                     if (expiresAt <= issuedAt)
                     {
-                        throw new MistralAuthException(Invariant($"The access token from the token endpoint is already expired: its exp is {expiresAt - issuedAt} s after its iat."));
+                        throw new MistralAuthException(Invariant($"The access token from the token endpoint is already expired: its exp is not after its iat ({expiresAt - issuedAt} s)."));
                     }
 
                     lifetimeSeconds = expiresAt - issuedAt;
                 }
-
-                if (response.ServerDate is { } serverNow)
+                else if (response.ExpiresIn is null)
                 {
-                    var remaining = expiresAt - serverNow.ToUnixTimeSeconds();
-                    if (remaining <= 0)
-                    {
-                        throw new MistralAuthException(Invariant($"The access token from the token endpoint is already expired: its exp is {-remaining} s before the server's own Date header."));
-                    }
-
-                    lifetimeSeconds = Min(lifetimeSeconds, remaining);
-                }
-
-                if (lifetimeSeconds is null && response.ExpiresIn is null)
-                {
-                    // Nothing from the server's clock: the local clock is all there is.
-                    lifetimeSeconds = expiresAt - localSentOn.ToUnixTimeSeconds();
+                    // Nothing from the server's clock but exp itself: the local clock is all there is.
+                    lifetimeSeconds = -pastBy;
                     if (lifetimeSeconds <= 0)
                     {
-                        throw new MistralAuthException(Invariant($"The access token from the token endpoint is already expired: its exp is {-lifetimeSeconds} s in the past."));
+                        throw new MistralAuthException(Invariant($"The access token from the token endpoint is already expired: its exp is {pastBy} s in the past and it has no iat."));
                     }
                 }
             }
@@ -61,10 +57,10 @@ internal static class TokenLifetime
 
         if (response.ExpiresIn is { } expiresIn)
         {
-            lifetimeSeconds = Min(lifetimeSeconds, expiresIn);
+            lifetimeSeconds = lifetimeSeconds is { } fromJwt ? Math.Min(fromJwt, expiresIn) : expiresIn;
         }
 
-        var lifetime = TimeSpan.FromSeconds(Math.Min(lifetimeSeconds!.Value, (long)TimeSpan.MaxValue.TotalSeconds / 2))
+        var lifetime = TimeSpan.FromSeconds(Math.Min(lifetimeSeconds!.Value, (long)maxLifetime.TotalSeconds + 1))
             - MistralAuthDefaults.SecondGranularity;
         if (lifetime <= TimeSpan.Zero)
         {
@@ -73,8 +69,6 @@ internal static class TokenLifetime
 
         return lifetime > maxLifetime ? maxLifetime : lifetime;
     }
-
-    private static long Min(long? current, long candidate) => current is { } c ? Math.Min(c, candidate) : candidate;
 
     private static string Invariant(FormattableString text) => text.ToString(CultureInfo.InvariantCulture);
 }

@@ -11,9 +11,6 @@ internal sealed class TokenResponse
     /// <summary>The rotated refresh token, when the server sent one.</summary>
     public string? RefreshToken { get; init; }
 
-    /// <summary>The response's <c>Date</c> header: the server's own clock, when it sent one.</summary>
-    public DateTimeOffset? ServerDate { get; init; }
-
     public override string ToString() =>
         $"TokenResponse(AccessToken=***, ExpiresIn={ExpiresIn}, RefreshToken={(RefreshToken is null ? "(none)" : "***")})";
 }

@@ -1,0 +1,323 @@
+using System.IdentityModel.Tokens.Jwt;
+using System.Text;
+using System.Text.Json;
+using System.Web;
+using Microsoft.IdentityModel.Tokens;
+using WireMock;
+using WireMock.RequestBuilders;
+using WireMock.ResponseBuilders;
+using WireMock.Server;
+using WireMock.Types;
+using WireMock.Util;
+
+namespace Mistral.Auth.Simulator;
+
+/// <summary>
+/// An in-process stand-in for the Mistral API and its OAuth 2.0 token endpoint, on a real HTTP server (WireMock.Net)
+/// bound to 127.0.0.1. It issues short-lived JWT access tokens, rotates refresh tokens, answers <c>invalid_grant</c> to
+/// a reused one, and answers 401 to any API call whose token is unknown, revoked or expired on its own clock.
+/// </summary>
+public sealed class MistralApiSimulator : IDisposable
+{
+    private static readonly SymmetricSecurityKey SigningKey = new(Encoding.UTF8.GetBytes("mistral-auth-simulator-signing-key-0123456789"));
+
+    private const int LowPriority = 1000;
+
+    private readonly object _gate = new();
+    private readonly TimeProvider _time;
+    private readonly HashSet<string> _validRefreshTokens = new(StringComparer.Ordinal);
+    private readonly Dictionary<string, long> _accessTokenExpiry = new(StringComparer.Ordinal);
+    private readonly HashSet<string> _revoked = new(StringComparer.Ordinal);
+    private readonly Queue<int> _injectedTokenFailures = new();
+    private int _tokenSequence;
+
+    private MistralApiSimulator(TimeProvider time)
+    {
+        _time = time;
+        Server = WireMockServer.Start(settings => settings.Urls = ["http://127.0.0.1:0"]);
+        Url = Server.Urls[0].TrimEnd('/');
+        _validRefreshTokens.Add(InitialRefreshToken);
+
+        // Low priority (a high number), so a test's own stub for the same path wins.
+        Server.Given(Request.Create().WithPath("/auth/token").UsingPost()).AtPriority(LowPriority)
+            .RespondWith(Response.Create().WithCallback(HandleTokenRequest));
+        Server.Given(Request.Create().WithPath("/v1/*")).AtPriority(LowPriority)
+            .RespondWith(Response.Create().WithCallback(HandleApiRequest));
+    }
+
+    /// <summary>Gets the underlying WireMock server, to add stubs of one's own.</summary>
+    public WireMockServer Server { get; }
+
+    /// <summary>Gets the base address, <c>http://127.0.0.1:port</c>.</summary>
+    public string Url { get; }
+
+    /// <summary>Gets the token endpoint, <c>{Url}/auth/token</c>.</summary>
+    public Uri TokenEndpoint => new($"{Url}/auth/token");
+
+    /// <summary>Gets the API base address, <c>{Url}/</c>.</summary>
+    public Uri ApiBaseAddress => new($"{Url}/");
+
+    /// <summary>Gets the client id the token endpoint accepts.</summary>
+    public string ClientId { get; } = "simulated-client";
+
+    /// <summary>Gets the client secret the token endpoint accepts.</summary>
+    public string ClientSecret { get; } = "simulated-client-secret-5f2a9c";
+
+    /// <summary>Gets the refresh token the simulator starts with.</summary>
+    public string InitialRefreshToken { get; } = "simulated-refresh-token-0";
+
+    /// <summary>Gets or sets the lifetime of the access tokens it issues.</summary>
+    public TimeSpan AccessTokenLifetime { get; set; } = TimeSpan.FromMinutes(10);
+
+    /// <summary>Gets or sets how far the server's clock is ahead of the <see cref="TimeProvider"/> (negative: behind).</summary>
+    public TimeSpan ServerClockOffset { get; set; }
+
+    /// <summary>Gets or sets whether each refresh issues a new refresh token and invalidates the one used.</summary>
+    public bool RotateRefreshTokens { get; set; } = true;
+
+    /// <summary>Gets or sets whether the token endpoint sends <c>expires_in</c>.</summary>
+    public bool SendExpiresIn { get; set; } = true;
+
+    /// <summary>Gets the number of requests the token endpoint received.</summary>
+    public int TokenRequests { get; private set; }
+
+    /// <summary>Gets the number of access tokens issued.</summary>
+    public int TokensIssued { get; private set; }
+
+    /// <summary>Gets the number of refresh attempts answered with <c>invalid_grant</c>.</summary>
+    public int InvalidGrants { get; private set; }
+
+    /// <summary>Gets the number of API requests received.</summary>
+    public int ApiRequests { get; private set; }
+
+    /// <summary>Gets the number of API requests answered with 401.</summary>
+    public int ApiUnauthorized { get; private set; }
+
+    /// <summary>Gets the number of API requests that carried a token this server issued but that had expired.</summary>
+    public int ApiExpiredTokens { get; private set; }
+
+    /// <summary>Gets the number of API requests that carried no <c>Authorization</c> header at all.</summary>
+    public int ApiMissingToken { get; private set; }
+
+    /// <summary>Gets the body of the last token request, as received.</summary>
+    public string? LastTokenRequestBody { get; private set; }
+
+    /// <summary>Gets the content type of the last token request.</summary>
+    public string? LastTokenRequestContentType { get; private set; }
+
+    /// <summary>Starts a simulator on a free loopback port.</summary>
+    /// <param name="time">Its clock; <see cref="TimeProvider.System"/> when <see langword="null"/>.</param>
+    /// <returns>The running simulator.</returns>
+    public static MistralApiSimulator Start(TimeProvider? time = null) => new(time ?? TimeProvider.System);
+
+    /// <summary>Revokes every access token issued so far: the API answers 401 to them from now on.</summary>
+    public void RevokeAccessTokens()
+    {
+        lock (_gate)
+        {
+            foreach (var token in _accessTokenExpiry.Keys)
+            {
+                _revoked.Add(token);
+            }
+        }
+    }
+
+    /// <summary>Makes the next token requests fail with the given HTTP status codes, one per request, in order.</summary>
+    /// <param name="statusCodes">The status codes to answer with.</param>
+    public void FailNextTokenRequests(params int[] statusCodes)
+    {
+        lock (_gate)
+        {
+            foreach (var code in statusCodes)
+            {
+                _injectedTokenFailures.Enqueue(code);
+            }
+        }
+    }
+
+    /// <inheritdoc />
+    public void Dispose() => Server.Stop();
+
+    private DateTimeOffset ServerNow => _time.GetUtcNow() + ServerClockOffset;
+
+    private ResponseMessage HandleTokenRequest(IRequestMessage request)
+    {
+        lock (_gate)
+        {
+            TokenRequests++;
+            LastTokenRequestBody = request.Body;
+            LastTokenRequestContentType = request.Headers?.TryGetValue("Content-Type", out var ct) == true ? ct.ToString() : null;
+
+            if (_injectedTokenFailures.TryDequeue(out var injected))
+            {
+                return Json(injected, """{"error":"temporarily_unavailable","error_description":"Injected failure."}""");
+            }
+
+            var fields = ReadFields(request);
+            if (fields is null)
+            {
+                return Json(400, """{"error":"invalid_request","error_description":"The body must be JSON or form-encoded."}""");
+            }
+
+            if (fields.GetValueOrDefault("grant_type") != "refresh_token")
+            {
+                return Json(400, """{"error":"unsupported_grant_type"}""");
+            }
+
+            if (fields.GetValueOrDefault("client_id") != ClientId || fields.GetValueOrDefault("client_secret") != ClientSecret)
+            {
+                return Json(401, """{"error":"invalid_client","error_description":"Client authentication failed."}""");
+            }
+
+            var refreshToken = fields.GetValueOrDefault("refresh_token");
+            if (refreshToken is null || !_validRefreshTokens.Contains(refreshToken))
+            {
+                InvalidGrants++;
+                return Json(400, """{"error":"invalid_grant","error_description":"The refresh token is invalid, expired or already used."}""");
+            }
+
+            string? rotated = null;
+            if (RotateRefreshTokens)
+            {
+                _validRefreshTokens.Remove(refreshToken);
+                rotated = $"simulated-refresh-token-{++_tokenSequence}";
+                _validRefreshTokens.Add(rotated);
+            }
+
+            var now = ServerNow;
+            var issuedAt = now.ToUnixTimeSeconds();
+            var lifetime = (long)AccessTokenLifetime.TotalSeconds;
+            var accessToken = CreateJwt(issuedAt, issuedAt + lifetime);
+            _accessTokenExpiry[accessToken] = issuedAt + lifetime;
+            TokensIssued++;
+
+            var body = new Dictionary<string, object>
+            {
+                ["access_token"] = accessToken,
+                ["token_type"] = "Bearer",
+            };
+            if (SendExpiresIn)
+            {
+                body["expires_in"] = lifetime;
+            }
+
+            if (rotated is not null)
+            {
+                body["refresh_token"] = rotated;
+            }
+
+            return Json(200, JsonSerializer.Serialize(body));
+        }
+    }
+
+    private ResponseMessage HandleApiRequest(IRequestMessage request)
+    {
+        lock (_gate)
+        {
+            ApiRequests++;
+            string? token = null;
+            if (request.Headers?.TryGetValue("Authorization", out var values) == true)
+            {
+                var header = values.ToString();
+                if (header.StartsWith("Bearer ", StringComparison.Ordinal))
+                {
+                    token = header["Bearer ".Length..];
+                }
+            }
+
+            if (token is null)
+            {
+                ApiMissingToken++;
+                return Unauthorized("invalid_request", "No bearer token.");
+            }
+
+            if (!_accessTokenExpiry.TryGetValue(token, out var expiresAt) || _revoked.Contains(token))
+            {
+                return Unauthorized("invalid_token", "The access token is unknown or revoked.");
+            }
+
+            if (ServerNow.ToUnixTimeMilliseconds() >= expiresAt * 1000)
+            {
+                ApiExpiredTokens++;
+                return Unauthorized("invalid_token", "The access token expired.");
+            }
+
+            var reply = request.Path.EndsWith("/chat/completions", StringComparison.Ordinal)
+                ? """{"id":"cmpl-sim","object":"chat.completion","model":"mistral-small-latest","choices":[{"index":0,"message":{"role":"assistant","content":"Bonjour!"},"finish_reason":"stop"}]}"""
+                : """{"object":"list","data":[{"id":"mistral-small-latest","object":"model"}]}""";
+            return Json(200, reply);
+        }
+    }
+
+    private ResponseMessage Unauthorized(string error, string description)
+    {
+        ApiUnauthorized++;
+        var response = Json(401, JsonSerializer.Serialize(new { error, error_description = description }));
+        response.AddHeader("WWW-Authenticate", $"Bearer error=\"{error}\", error_description=\"{description}\"");
+        return response;
+    }
+
+    private ResponseMessage Json(int status, string body)
+    {
+        var response = new ResponseMessage
+        {
+            StatusCode = status,
+            BodyData = new BodyData
+            {
+                BodyAsString = body,
+                DetectedBodyType = BodyType.String,
+                Encoding = Encoding.UTF8,
+            },
+        };
+        response.AddHeader("Content-Type", "application/json");
+        response.AddHeader("Cache-Control", "no-store");
+        return response;
+    }
+
+    private string CreateJwt(long issuedAt, long expiresAt)
+    {
+        var header = new JwtHeader(new SigningCredentials(SigningKey, SecurityAlgorithms.HmacSha256));
+        var payload = new JwtPayload
+        {
+            ["iss"] = Url,
+            ["sub"] = ClientId,
+            ["jti"] = Guid.NewGuid().ToString("N"),
+            ["iat"] = issuedAt,
+            ["exp"] = expiresAt,
+        };
+        return new JwtSecurityTokenHandler().WriteToken(new JwtSecurityToken(header, payload));
+    }
+
+    private static Dictionary<string, string>? ReadFields(IRequestMessage request)
+    {
+        var body = request.Body;
+        if (string.IsNullOrEmpty(body))
+        {
+            return null;
+        }
+
+        var contentType = request.Headers?.TryGetValue("Content-Type", out var ct) == true ? ct.ToString() : string.Empty;
+        if (contentType.StartsWith("application/json", StringComparison.OrdinalIgnoreCase))
+        {
+            try
+            {
+                using var document = JsonDocument.Parse(body);
+                return document.RootElement.EnumerateObject()
+                    .Where(p => p.Value.ValueKind == JsonValueKind.String)
+                    .ToDictionary(p => p.Name, p => p.Value.GetString()!, StringComparer.Ordinal);
+            }
+            catch (JsonException)
+            {
+                return null;
+            }
+        }
+
+        if (contentType.StartsWith("application/x-www-form-urlencoded", StringComparison.OrdinalIgnoreCase))
+        {
+            var parsed = HttpUtility.ParseQueryString(body);
+            return parsed.AllKeys.Where(k => k is not null).ToDictionary(k => k!, k => parsed[k]!, StringComparer.Ordinal);
+        }
+
+        return null;
+    }
+}

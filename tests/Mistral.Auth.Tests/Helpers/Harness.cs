@@ -1,0 +1,51 @@
+using Microsoft.Extensions.Logging;
+using Microsoft.Extensions.Time.Testing;
+using Mistral.Auth.Simulator;
+
+namespace Mistral.Auth.Tests.Helpers;
+
+/// <summary>A simulator, a fake clock and a token manager wired to both; disposed together.</summary>
+internal sealed class Harness : IDisposable
+{
+    public Harness(Action<MistralAuthOptions>? configure = null, Action<MistralApiSimulator>? setup = null, ILoggerFactory? loggerFactory = null)
+    {
+        Time = TestClock.Create();
+        Simulator = MistralApiSimulator.Start(Time);
+        setup?.Invoke(Simulator);
+        Options = new MistralAuthOptions
+        {
+            TokenEndpoint = Simulator.TokenEndpoint,
+            ClientId = Simulator.ClientId,
+            ClientSecret = Simulator.ClientSecret,
+            RefreshToken = Simulator.InitialRefreshToken,
+            RefreshBeforeExpiry = TimeSpan.FromSeconds(60),
+        };
+        configure?.Invoke(Options);
+        BackChannel = new HttpClient();
+        Manager = new TokenManager(Options, BackChannel, Time, loggerFactory);
+    }
+
+    public FakeTimeProvider Time { get; }
+
+    public MistralApiSimulator Simulator { get; }
+
+    public MistralAuthOptions Options { get; }
+
+    public HttpClient BackChannel { get; }
+
+    public TokenManager Manager { get; }
+
+    /// <summary>A client whose requests go through a <see cref="MistralAuthHandler"/> to the simulator's API.</summary>
+    public HttpClient CreateApiClient(HttpMessageHandler? inner = null) =>
+        new(new MistralAuthHandler(Manager) { InnerHandler = inner ?? new SocketsHttpHandler() })
+        {
+            BaseAddress = Simulator.ApiBaseAddress,
+        };
+
+    public void Dispose()
+    {
+        Manager.Dispose();
+        BackChannel.Dispose();
+        Simulator.Dispose();
+    }
+}
