@@ -50,6 +50,13 @@ public sealed class MistralAuthException : Exception
     /// <summary>Gets the OAuth 2.0 <c>error_description</c> from the token endpoint, or <see langword="null"/> when it sent none.</summary>
     public string? ErrorDescription { get; }
 
+    /// <summary>
+    /// Gets a value indicating whether the token endpoint refused the credentials themselves (<c>invalid_grant</c>,
+    /// <c>invalid_client</c>, <c>unauthorized_client</c>): retrying cannot help, only new credentials supplied through
+    /// <see cref="TokenManager.UpdateCredentials"/> can. Until then the manager fails fast without calling the server.
+    /// </summary>
+    public bool RequiresNewCredentials => Error is "invalid_grant" or "invalid_client" or "unauthorized_client";
+
     /// <summary>Gets the HTTP status code of the token endpoint's answer, or <see langword="null"/> when there was none.</summary>
     public int? StatusCode { get; init; }
 }

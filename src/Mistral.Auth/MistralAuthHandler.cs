@@ -27,6 +27,8 @@ public sealed class MistralAuthHandler : DelegatingHandler
 {
     private readonly TokenManager _tokenManager;
     private readonly ILogger _logger;
+    private readonly BaseAddressCapture? _baseAddress;
+    private AllowedHostSet? _allowedHosts;
 
     /// <summary>Creates the handler.</summary>
     /// <param name="tokenManager">The source of access tokens.</param>
@@ -41,17 +43,23 @@ public sealed class MistralAuthHandler : DelegatingHandler
     /// <param name="logger">Where the 401 retries are logged; nowhere when <see langword="null"/>.</param>
     /// <exception cref="ArgumentNullException"><paramref name="tokenManager"/> is <see langword="null"/>.</exception>
     public MistralAuthHandler(TokenManager tokenManager, ILogger<MistralAuthHandler>? logger)
+        : this(tokenManager, logger, baseAddress: null)
+    {
+    }
+
+    internal MistralAuthHandler(TokenManager tokenManager, ILogger<MistralAuthHandler>? logger, BaseAddressCapture? baseAddress)
     {
         ArgumentNullException.ThrowIfNull(tokenManager);
         _tokenManager = tokenManager;
         _logger = (ILogger?)logger ?? NullLogger.Instance;
+        _baseAddress = baseAddress;
     }
 
     /// <inheritdoc />
     protected override Task<HttpResponseMessage> SendAsync(HttpRequestMessage request, CancellationToken cancellationToken)
     {
         ArgumentNullException.ThrowIfNull(request);
-        if (request.Headers.Authorization is not null)
+        if (request.Headers.Authorization is not null || !MayCarryToken(request))
         {
             return base.SendAsync(request, cancellationToken);
         }
@@ -79,7 +87,7 @@ public sealed class MistralAuthHandler : DelegatingHandler
     protected override HttpResponseMessage Send(HttpRequestMessage request, CancellationToken cancellationToken)
     {
         ArgumentNullException.ThrowIfNull(request);
-        if (request.Headers.Authorization is not null)
+        if (request.Headers.Authorization is not null || !MayCarryToken(request))
         {
             return base.Send(request, cancellationToken);
         }
@@ -101,6 +109,31 @@ public sealed class MistralAuthHandler : DelegatingHandler
         }
 
         return base.Send(request, cancellationToken);
+    }
+
+    /// <summary>The token goes only to an allowed host, over HTTPS or to loopback (RFC 6750 §5.3).</summary>
+    private bool MayCarryToken(HttpRequestMessage request)
+    {
+        var allowed = _allowedHosts ??= ResolveAllowedHosts();
+        if (allowed.Allows(request.RequestUri))
+        {
+            return true;
+        }
+
+        _logger.TokenWithheld(request.RequestUri?.Host ?? "(no URI)");
+        return false;
+    }
+
+    private AllowedHostSet ResolveAllowedHosts()
+    {
+        if (_tokenManager.ConfiguredAllowedHosts.Count > 0)
+        {
+            return _tokenManager.DefaultAllowedHosts;
+        }
+
+        return _baseAddress?.Value is { IsAbsoluteUri: true } baseAddress
+            ? new AllowedHostSet([baseAddress.IdnHost])
+            : _tokenManager.DefaultAllowedHosts;
     }
 
     private async Task<HttpResponseMessage> SendSlowAsync(
@@ -161,6 +194,7 @@ public sealed class MistralAuthHandler : DelegatingHandler
         }
 
         _logger.UnauthorizedRetried(rejected.Fingerprint, fresh.Fingerprint);
+        _tokenManager.Telemetry.RequestRetries.Add(1);
         response.Dispose();
         request.Headers.Authorization = fresh.Header;
         return true;

@@ -1,5 +1,8 @@
+using Microsoft.Extensions.Http;
 using Microsoft.Extensions.Logging;
+using Microsoft.Extensions.Options;
 using Mistral.Auth;
+using Mistral.Auth.Internal;
 
 namespace Microsoft.Extensions.DependencyInjection;
 
@@ -11,6 +14,10 @@ public static class MistralAuthHttpClientBuilderExtensions
     /// and a 401 is retried once with a fresh one. Works on any named or typed client; call
     /// <c>services.AddMistralAuth(…)</c> as well.
     /// </summary>
+    /// <remarks>
+    /// Unless <see cref="MistralAuthOptions.AllowedHosts"/> is set, the token is attached only to requests for the host
+    /// of the client's <c>BaseAddress</c>; requests to any other host go out without it.
+    /// </remarks>
     /// <param name="builder">The client's builder, from <c>services.AddHttpClient(…)</c>.</param>
     /// <returns>The same builder, for chaining.</returns>
     /// <exception cref="ArgumentNullException"><paramref name="builder"/> is <see langword="null"/>.</exception>
@@ -18,12 +25,19 @@ public static class MistralAuthHttpClientBuilderExtensions
     {
         ArgumentNullException.ThrowIfNull(builder);
 
-        return builder.AddHttpMessageHandler(static sp =>
+        // Learn the client's BaseAddress after every other configuration of it has run.
+        var baseAddress = new BaseAddressCapture();
+        builder.Services.AddSingleton<IPostConfigureOptions<HttpClientFactoryOptions>>(
+            new PostConfigureOptions<HttpClientFactoryOptions>(
+                builder.Name,
+                options => options.HttpClientActions.Add(client => baseAddress.Value ??= client.BaseAddress)));
+
+        return builder.AddHttpMessageHandler(sp =>
         {
             var tokenManager = sp.GetService<TokenManager>()
                 ?? throw new InvalidOperationException(
                     "AddMistralAuthHandler() needs the Mistral.Auth services: call services.AddMistralAuth(…) as well.");
-            return new MistralAuthHandler(tokenManager, sp.GetService<ILogger<MistralAuthHandler>>());
+            return new MistralAuthHandler(tokenManager, sp.GetService<ILogger<MistralAuthHandler>>(), baseAddress);
         });
     }
 }

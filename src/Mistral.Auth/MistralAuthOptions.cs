@@ -1,5 +1,6 @@
 using System.Globalization;
 using Mistral.Auth.Internal;
+using Polly;
 
 namespace Mistral.Auth;
 
@@ -51,14 +52,57 @@ public sealed class MistralAuthOptions
     /// <value>Defaults to 10 seconds.</value>
     public TimeSpan RefreshRetryDelay { get; set; } = MistralAuthDefaults.RefreshRetryDelay;
 
+    /// <summary>Gets the retry, timeout and circuit-breaker settings for calls to the token endpoint.</summary>
+    /// <value>See <see cref="TokenEndpointResilienceOptions"/> for each default.</value>
+    public TokenEndpointResilienceOptions Resilience { get; private set; } = new();
+
+    /// <summary>
+    /// Gets or sets a callback that builds the token endpoint's Polly pipeline instead of the one described by
+    /// <see cref="Resilience"/>. The builder already carries the manager's <see cref="TimeProvider"/>.
+    /// </summary>
+    /// <value>Defaults to <see langword="null"/>: the pipeline from <see cref="Resilience"/> is used.</value>
+    public Action<ResiliencePipelineBuilder<HttpResponseMessage>>? ConfigureResiliencePipeline { get; set; }
+
+    /// <summary>
+    /// Gets the hosts the access token may be sent to. A request to any other host goes out without it.
+    /// An entry is a host name (<c>api.mistral.ai</c>) or a wildcard for its subdomains (<c>*.mistral.ai</c>).
+    /// </summary>
+    /// <value>
+    /// Empty by default, which means: the host of the <c>HttpClient</c>'s <c>BaseAddress</c> when the handler is added
+    /// with <c>AddMistralAuthHandler()</c>, and otherwise the host of <see cref="TokenEndpoint"/>. Whatever the list, the
+    /// token travels only over HTTPS, or plain HTTP to a loopback address (RFC 6750 §5.3).
+    /// </value>
+    public IList<string> AllowedHosts { get; } = new List<string>();
+
     /// <summary>Returns the settings with every secret replaced by <c>***</c> (or <c>(null)</c> when unset).</summary>
     /// <returns>A description of the settings that is safe to log.</returns>
     public override string ToString() => string.Create(
         CultureInfo.InvariantCulture,
-        $"TokenEndpoint={TokenEndpoint}, ClientId={ClientId ?? "(null)"}, ClientSecret={Mask(ClientSecret)}, RefreshToken={Mask(RefreshToken)}, RefreshBeforeExpiry={RefreshBeforeExpiry}, TokenRequestFormat={TokenRequestFormat}, RefreshTimeout={RefreshTimeout}, RefreshRetryDelay={RefreshRetryDelay}");
+        $"TokenEndpoint={TokenEndpoint}, ClientId={ClientId ?? "(null)"}, ClientSecret={Mask(ClientSecret)}, RefreshToken={Mask(RefreshToken)}, RefreshBeforeExpiry={RefreshBeforeExpiry}, TokenRequestFormat={TokenRequestFormat}, RefreshTimeout={RefreshTimeout}, RefreshRetryDelay={RefreshRetryDelay}, AllowedHosts=[{string.Join(", ", AllowedHosts)}], Resilience=({Resilience})");
 
     private static string Mask(string? secret) => secret is null ? "(null)" : "***";
 
     /// <summary>Copies the settings, so that a later change to this instance does not reach a running manager.</summary>
-    internal MistralAuthOptions Clone() => (MistralAuthOptions)MemberwiseClone();
+    internal MistralAuthOptions Clone()
+    {
+        var copy = new MistralAuthOptions
+        {
+            TokenEndpoint = TokenEndpoint,
+            ClientId = ClientId,
+            ClientSecret = ClientSecret,
+            RefreshToken = RefreshToken,
+            RefreshBeforeExpiry = RefreshBeforeExpiry,
+            TokenRequestFormat = TokenRequestFormat,
+            RefreshTimeout = RefreshTimeout,
+            RefreshRetryDelay = RefreshRetryDelay,
+            ConfigureResiliencePipeline = ConfigureResiliencePipeline,
+            Resilience = Resilience.Clone(),
+        };
+        foreach (var host in AllowedHosts)
+        {
+            copy.AllowedHosts.Add(host);
+        }
+
+        return copy;
+    }
 }

@@ -1,3 +1,4 @@
+using System.Diagnostics.Metrics;
 using Microsoft.Extensions.Configuration;
 using Microsoft.Extensions.DependencyInjection.Extensions;
 using Microsoft.Extensions.Logging;
@@ -62,7 +63,8 @@ public static class MistralAuthServiceCollectionExtensions
                 options,
                 () => factory.CreateClient(MistralAuthDefaults.TokenEndpointClientName),
                 sp.GetRequiredService<TimeProvider>(),
-                sp.GetService<ILoggerFactory>());
+                sp.GetService<ILoggerFactory>(),
+                sp.GetService<IMeterFactory>());
         });
 
         return new MistralAuthBuilder(Options.Options.DefaultName, services);

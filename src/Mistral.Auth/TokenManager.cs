@@ -1,3 +1,5 @@
+using System.Diagnostics;
+using System.Diagnostics.Metrics;
 using Microsoft.Extensions.Logging;
 using Microsoft.Extensions.Logging.Abstractions;
 using Mistral.Auth.Internal;
@@ -13,12 +15,20 @@ namespace Mistral.Auth;
 /// Register it with <c>services.AddMistralAuth(…)</c> (a singleton), or construct it directly. While the token is
 /// valid, <see cref="GetAccessTokenAsync"/> takes no lock and allocates nothing. When less than
 /// <see cref="MistralAuthOptions.RefreshBeforeExpiry"/> is left, one refresh starts in the background and callers keep
-/// getting the current token; only when there is no valid token do callers wait, all on the same refresh.
+/// getting the current token; if it fails, they keep getting it and the refresh is tried again with backoff. Only when
+/// there is no valid token do callers wait, all on the same refresh.
+/// </para>
+/// <para>
+/// When the token endpoint refuses the credentials themselves (<c>invalid_grant</c>, <c>invalid_client</c>,
+/// <c>unauthorized_client</c>), the manager stops calling it and fails fast with the same
+/// <see cref="MistralAuthException"/> until <see cref="UpdateCredentials"/> supplies new ones.
 /// </para>
 /// <para>This type is thread-safe.</para>
 /// </remarks>
 public sealed class TokenManager : IDisposable
 {
+    private static readonly TimeSpan MaxBackgroundRetryDelay = TimeSpan.FromMinutes(5);
+
     private readonly MistralAuthOptions _options;
     private readonly TokenEndpointClient _endpoint;
     private readonly TimeProvider _time;
@@ -30,7 +40,9 @@ public sealed class TokenManager : IDisposable
     private AccessTokenState? _state;
     private Task<AccessTokenState>? _refresh;
     private long _backgroundRetryAt = long.MinValue;
-    private string _refreshToken;
+    private int _consecutiveFailures;
+    private ClientCredentials _credentials;
+    private MistralAuthException? _credentialsRejected;
 
     /// <summary>Creates a token manager without dependency injection.</summary>
     /// <param name="options">The settings; they are copied, so later changes to this instance have no effect.</param>
@@ -47,7 +59,7 @@ public sealed class TokenManager : IDisposable
         HttpClient? httpClient = null,
         TimeProvider? timeProvider = null,
         ILoggerFactory? loggerFactory = null)
-        : this(options, httpClient is null ? null : () => httpClient, timeProvider, loggerFactory)
+        : this(options, httpClient is null ? null : () => httpClient, timeProvider, loggerFactory, meterFactory: null)
     {
     }
 
@@ -56,7 +68,8 @@ public sealed class TokenManager : IDisposable
         MistralAuthOptions options,
         Func<HttpClient>? httpClientFactory,
         TimeProvider? timeProvider,
-        ILoggerFactory? loggerFactory)
+        ILoggerFactory? loggerFactory,
+        IMeterFactory? meterFactory)
     {
         ArgumentNullException.ThrowIfNull(options);
         var failures = MistralAuthOptionsValidator.Check(options);
@@ -73,11 +86,43 @@ public sealed class TokenManager : IDisposable
             httpClientFactory = () => owned;
         }
 
-        _endpoint = new TokenEndpointClient(httpClientFactory, _options);
         _time = timeProvider ?? TimeProvider.System;
         _logger = (ILogger?)loggerFactory?.CreateLogger<TokenManager>() ?? NullLogger.Instance;
-        _refreshToken = _options.RefreshToken!;
+        Telemetry = MistralAuthTelemetry.Create(meterFactory);
+        var pipeline = TokenEndpointPipeline.Create(
+            _options,
+            _time,
+            onRetry: (attempt, outcome) => _logger.TokenEndpointRetry(outcome, attempt),
+            onBreak: duration => _logger.TokenEndpointCircuitOpened(duration));
+        _endpoint = new TokenEndpointClient(httpClientFactory, _options, pipeline);
+        _credentials = new ClientCredentials(_options.ClientId!, _options.ClientSecret, _options.RefreshToken!);
+        DefaultAllowedHosts = new AllowedHostSet(
+            _options.AllowedHosts.Count > 0 ? _options.AllowedHosts : [_options.TokenEndpoint.IdnHost]);
     }
+
+    /// <summary>Raised after every successful refresh. Handlers run on a thread-pool thread; exceptions they throw are logged.</summary>
+    public event EventHandler<TokenRefreshedEventArgs>? TokenRefreshed;
+
+    /// <summary>
+    /// Raised after every failed refresh, in the background or not. Check
+    /// <see cref="TokenRefreshFailedEventArgs.RequiresNewCredentials"/> to learn whether only new credentials can help.
+    /// </summary>
+    public event EventHandler<TokenRefreshFailedEventArgs>? RefreshFailed;
+
+    /// <summary>The package's instruments, shared with the handler.</summary>
+    internal MistralAuthTelemetry Telemetry { get; }
+
+    /// <summary>The hosts a handler without a configured <c>BaseAddress</c> may send the token to.</summary>
+    internal AllowedHostSet DefaultAllowedHosts { get; }
+
+    /// <summary>The configured allowed hosts, empty when the default applies.</summary>
+    internal IList<string> ConfiguredAllowedHosts => _options.AllowedHosts;
+
+    /// <summary>The logger, shared with handlers created by dependency injection.</summary>
+    internal ILogger Logger => _logger;
+
+    /// <summary>For tests and diagnostics: the token currently served, if any.</summary>
+    internal AccessTokenState? CurrentState => Volatile.Read(ref _state);
 
     /// <summary>Returns an access token that is valid now, refreshing it first only if there is none.</summary>
     /// <param name="cancellationToken">Cancels this caller's wait; a refresh other callers share goes on.</param>
@@ -99,6 +144,28 @@ public sealed class TokenManager : IDisposable
             (await pending.ConfigureAwait(false)).AccessToken;
     }
 
+    /// <summary>
+    /// Supplies new credentials, for example after the token endpoint answered <c>invalid_grant</c>. Refreshes resume
+    /// with them; the current access token, if still valid, goes on being served.
+    /// </summary>
+    /// <param name="refreshToken">The new refresh token.</param>
+    /// <param name="clientSecret">The new client secret, or <see langword="null"/> to keep the current one.</param>
+    /// <exception cref="ArgumentException"><paramref name="refreshToken"/> is null, empty or white space.</exception>
+    public void UpdateCredentials(string refreshToken, string? clientSecret = null)
+    {
+        ArgumentException.ThrowIfNullOrWhiteSpace(refreshToken);
+        lock (_gate)
+        {
+            var current = _credentials;
+            _credentials = current with { RefreshToken = refreshToken, ClientSecret = clientSecret ?? current.ClientSecret };
+            _credentialsRejected = null;
+            _consecutiveFailures = 0;
+            _backgroundRetryAt = long.MinValue;
+        }
+
+        _logger.CredentialsUpdated();
+    }
+
     /// <summary>Stops any refresh in flight and releases the HTTP client the manager created for itself.</summary>
     public void Dispose()
     {
@@ -109,7 +176,6 @@ public sealed class TokenManager : IDisposable
 
         _disposed.Cancel();
         _ownedHttpClient?.Dispose();
-        _disposed.Dispose();
     }
 
     /// <summary>The token state for the handler: the same rules as <see cref="GetAccessTokenAsync"/>.</summary>
@@ -130,6 +196,7 @@ public sealed class TokenManager : IDisposable
     /// </summary>
     internal Task<AccessTokenState> RefreshAfterRejectionAsync(AccessTokenState rejected, CancellationToken cancellationToken)
     {
+        ObjectDisposedException.ThrowIf(_disposed.IsCancellationRequested, this);
         Task<AccessTokenState> refresh;
         lock (_gate)
         {
@@ -160,9 +227,6 @@ public sealed class TokenManager : IDisposable
             : refresh.ContinueWith(static _ => { }, CancellationToken.None, TaskContinuationOptions.ExecuteSynchronously, TaskScheduler.Default);
     }
 
-    /// <summary>For tests and diagnostics: the token currently served, if any.</summary>
-    internal AccessTokenState? CurrentState => Volatile.Read(ref _state);
-
     private ValueTask<AccessTokenState> GetStateSlowAsync(CancellationToken cancellationToken)
     {
         ObjectDisposedException.ThrowIf(_disposed.IsCancellationRequested, this);
@@ -176,7 +240,7 @@ public sealed class TokenManager : IDisposable
             {
                 lock (_gate)
                 {
-                    if (_refresh is null && ReferenceEquals(_state, state) && now >= _backgroundRetryAt)
+                    if (_refresh is null && ReferenceEquals(_state, state) && now >= _backgroundRetryAt && _credentialsRejected is null)
                     {
                         _ = StartOrJoinRefreshLocked("proactive");
                     }
@@ -189,6 +253,13 @@ public sealed class TokenManager : IDisposable
         Task<AccessTokenState> refresh;
         lock (_gate)
         {
+            // A refresh may have completed since the state was read: never start a second one for nothing.
+            var current = _state;
+            if (current is not null && !ReferenceEquals(current, state) && now < current.ExpiresAt)
+            {
+                return new ValueTask<AccessTokenState>(current);
+            }
+
             refresh = StartOrJoinRefreshLocked(state is null ? "initial" : "expired");
         }
 
@@ -200,6 +271,13 @@ public sealed class TokenManager : IDisposable
         if (_refresh is { } running)
         {
             return running;
+        }
+
+        if (_credentialsRejected is { } rejected)
+        {
+            // Fail fast: calling the server again with the same credentials cannot succeed.
+            return Task.FromException<AccessTokenState>(
+                new MistralAuthException(rejected.Message, rejected.Error, rejected.ErrorDescription, rejected) { StatusCode = rejected.StatusCode });
         }
 
         var completion = new TaskCompletionSource<AccessTokenState>(TaskCreationOptions.RunContinuationsAsynchronously);
@@ -219,18 +297,40 @@ public sealed class TokenManager : IDisposable
 
     private async Task RunRefreshAsync(TaskCompletionSource<AccessTokenState> completion, string reason)
     {
+        var started = _time.GetTimestamp();
+        using var activity = MistralAuthTelemetry.ActivitySource.StartActivity(MistralAuthTelemetry.RefreshActivityName, ActivityKind.Client);
+        activity?.SetTag("mistral.auth.refresh.reason", reason);
+        activity?.SetTag("server.address", _options.TokenEndpoint.Host);
+        activity?.SetTag("server.port", _options.TokenEndpoint.Port);
+
         AccessTokenState? fresh = null;
-        Exception? failure = null;
+        var rotated = false;
+        MistralAuthException? failure = null;
         try
         {
-            fresh = await RefreshCoreAsync(reason).ConfigureAwait(false);
+            (fresh, rotated) = await RefreshCoreAsync(reason).ConfigureAwait(false);
         }
-        catch (Exception ex)
+        catch (MistralAuthException ex)
         {
             failure = ex;
         }
+        catch (OperationCanceledException ex) when (_disposed.IsCancellationRequested)
+        {
+            completion.SetException(new ObjectDisposedException(nameof(TokenManager), ex));
+            return;
+        }
+        catch (Exception ex)
+        {
+            failure = new MistralAuthException($"The token refresh failed unexpectedly ({ex.GetType().Name}).", ex);
+        }
+
+        var outcome = fresh is not null ? "success" : "failure";
+        var elapsed = _time.GetElapsedTime(started);
+        Telemetry.Refreshes.Add(1, new("reason", reason), new("outcome", outcome));
+        Telemetry.RefreshDuration.Record(elapsed.TotalSeconds, new KeyValuePair<string, object?>("outcome", outcome));
 
         AccessTokenState? previous;
+        TimeSpan retryDelay = default;
         lock (_gate)
         {
             previous = _state;
@@ -238,10 +338,17 @@ public sealed class TokenManager : IDisposable
             {
                 Volatile.Write(ref _state, fresh);
                 _backgroundRetryAt = long.MinValue;
+                _consecutiveFailures = 0;
             }
             else
             {
-                _backgroundRetryAt = _time.GetTimestamp() + ToTimestampSpan(_options.RefreshRetryDelay);
+                _consecutiveFailures++;
+                retryDelay = BackgroundRetryDelay(_consecutiveFailures);
+                _backgroundRetryAt = _time.GetTimestamp() + ToTimestampSpan(retryDelay);
+                if (failure!.RequiresNewCredentials)
+                {
+                    _credentialsRejected = failure;
+                }
             }
 
             _refresh = null;
@@ -249,48 +356,81 @@ public sealed class TokenManager : IDisposable
 
         if (fresh is not null)
         {
+            activity?.SetStatus(ActivityStatusCode.Ok);
+            if (previous is null)
+            {
+                _logger.TokenAcquired(fresh.Fingerprint, fresh.ExpiresOn);
+            }
+            else
+            {
+                _logger.RefreshSucceeded(reason, fresh.Fingerprint, fresh.ExpiresOn);
+            }
+
+            _logger.RefreshScheduled(fresh.Fingerprint, fresh.RefreshOn);
             completion.SetResult(fresh);
+            Raise(TokenRefreshed, new TokenRefreshedEventArgs(fresh.ExpiresOn, reason, rotated), nameof(TokenRefreshed));
             return;
         }
 
-        if (previous is not null && _time.GetTimestamp() < previous.ExpiresAt)
+        var errorTag = failure!.Error ?? (failure.StatusCode is { } status ? $"http_{status}" : "unavailable");
+        Telemetry.RefreshFailures.Add(1, new("reason", reason), new("error", errorTag));
+        activity?.SetStatus(ActivityStatusCode.Error, failure.Error ?? "refresh failed");
+        activity?.SetTag("error.type", errorTag);
+
+        var stillValid = previous is not null && _time.GetTimestamp() < previous.ExpiresAt;
+        if (failure.RequiresNewCredentials)
         {
-            _logger.BackgroundRefreshFailed(previous.Fingerprint, previous.ExpiresOn, _options.RefreshRetryDelay, failure!.Message, failure);
+            _logger.CredentialsRejected(failure.Error!);
+        }
+
+        if (stillValid)
+        {
+            _logger.BackgroundRefreshFailed(previous!.Fingerprint, previous.ExpiresOn, retryDelay, failure.Message, failure);
         }
         else
         {
-            _logger.RefreshFailed(reason, failure!.Message, failure);
+            _logger.RefreshFailed(reason, failure.Message, failure);
         }
 
         completion.SetException(failure);
+        Raise(RefreshFailed, new TokenRefreshFailedEventArgs(failure, reason, stillValid), nameof(RefreshFailed));
     }
 
-    private async Task<AccessTokenState> RefreshCoreAsync(string reason)
+    private async Task<(AccessTokenState State, bool Rotated)> RefreshCoreAsync(string reason)
     {
         _logger.RefreshStarted(reason);
         using var timeout = new CancellationTokenSource(_options.RefreshTimeout, _time);
         using var linked = CancellationTokenSource.CreateLinkedTokenSource(timeout.Token, _disposed.Token);
 
         // Read inside the single flight, so a rotated refresh token is never sent twice.
-        var refreshToken = Volatile.Read(ref _refreshToken);
+        var credentials = Volatile.Read(ref _credentials);
         var sentAt = _time.GetTimestamp();
         var sentOn = _time.GetUtcNow();
 
         TokenResponse response;
         try
         {
-            response = await _endpoint.RefreshAsync(refreshToken, linked.Token).ConfigureAwait(false);
+            response = await _endpoint.RefreshAsync(credentials, linked.Token).ConfigureAwait(false);
         }
         catch (OperationCanceledException ex) when (timeout.IsCancellationRequested && !_disposed.IsCancellationRequested)
         {
             throw new MistralAuthException(
-                $"The token endpoint {_options.TokenEndpoint.GetLeftPart(UriPartial.Path)} did not answer within the refresh timeout of {_options.RefreshTimeout}.", ex);
+                $"The token endpoint {_endpoint.EndpointForMessages} did not answer within the refresh timeout of {_options.RefreshTimeout}.", ex);
         }
 
-        if (response.RefreshToken is { } rotated && !string.Equals(rotated, refreshToken, StringComparison.Ordinal))
+        var rotated = false;
+        if (response.RefreshToken is { } newRefreshToken && !string.Equals(newRefreshToken, credentials.RefreshToken, StringComparison.Ordinal))
         {
             // Kept before the access token is even checked: the old one may already be revoked.
-            Volatile.Write(ref _refreshToken, rotated);
+            lock (_gate)
+            {
+                if (ReferenceEquals(_credentials, credentials))
+                {
+                    _credentials = credentials with { RefreshToken = newRefreshToken };
+                }
+            }
+
+            rotated = true;
             _logger.RefreshTokenRotated();
         }
 
@@ -302,8 +442,32 @@ public sealed class TokenManager : IDisposable
             expiresAt: sentAt + ToTimestampSpan(lifetime),
             expiresOn: sentOn + lifetime,
             refreshOn: sentOn + lifetime - lead);
-        _logger.TokenAcquired(state.Fingerprint, reason, state.ExpiresOn, state.RefreshOn);
-        return state;
+        return (state, rotated);
+    }
+
+    private TimeSpan BackgroundRetryDelay(int consecutiveFailures)
+    {
+        var factor = Math.Pow(2, Math.Min(consecutiveFailures - 1, 16));
+        var delay = TimeSpan.FromTicks((long)Math.Min(_options.RefreshRetryDelay.Ticks * factor, MaxBackgroundRetryDelay.Ticks));
+        return delay < _options.RefreshRetryDelay ? _options.RefreshRetryDelay : delay;
+    }
+
+    private void Raise<TArgs>(EventHandler<TArgs>? handler, TArgs args, string name)
+        where TArgs : EventArgs
+    {
+        if (handler is null)
+        {
+            return;
+        }
+
+        try
+        {
+            handler(this, args);
+        }
+        catch (Exception ex)
+        {
+            _logger.EventHandlerFailed(name, ex);
+        }
     }
 
     private long ToTimestampSpan(TimeSpan span) => (long)(span.Ticks * (_time.TimestampFrequency / (double)TimeSpan.TicksPerSecond));

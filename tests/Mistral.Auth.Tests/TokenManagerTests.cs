@@ -217,12 +217,16 @@ public class TokenManagerTests
         var calls = Enumerable.Range(0, 1000).Select(_ => h.Manager.GetAccessTokenAsync(Ct)).ToList();
 
         Assert.All(calls, c => Assert.True(c.IsCompletedSuccessfully));
+        await h.Manager.WhenRefreshSettledAsync();
+        var second = await h.Manager.GetAccessTokenAsync(Ct);
+        Assert.NotEqual(first, second);
         foreach (var call in calls)
         {
-            Assert.Equal(first, await call);
+            // the still-valid token, or the new one for callers that came after the background refresh finished
+            Assert.Contains(await call, new[] { first, second });
         }
 
-        await h.Manager.WhenRefreshSettledAsync();
+        Assert.Equal(first, await calls[0]);
         Assert.Equal(2, h.Simulator.TokenRequests);
     }
 
@@ -351,7 +355,12 @@ public class TokenManagerTests
     public async Task GetAccessTokenAsync_BackgroundRefreshFails_KeepsServingValidTokenAndRetriesAfterDelay()
     {
         using var h = new Harness(
-            o => { o.RefreshBeforeExpiry = TimeSpan.FromSeconds(60); o.RefreshRetryDelay = TimeSpan.FromSeconds(10); },
+            o =>
+            {
+                o.RefreshBeforeExpiry = TimeSpan.FromSeconds(60);
+                o.RefreshRetryDelay = TimeSpan.FromSeconds(10);
+                o.Resilience.MaxRetryAttempts = 0;
+            },
             s => s.AccessTokenLifetime = TimeSpan.FromSeconds(600));
         var first = await h.Manager.GetAccessTokenAsync(Ct);
         h.Simulator.FailNextTokenRequests(503);

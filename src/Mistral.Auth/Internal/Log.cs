@@ -2,34 +2,69 @@ using Microsoft.Extensions.Logging;
 
 namespace Mistral.Auth.Internal;
 
-/// <summary>Every log event of the package, with stable ids. A token appears only as its fingerprint.</summary>
+/// <summary>
+/// Every log event of the package, with stable ids (documented in the README). A token appears only as a short
+/// fingerprint; no access token, refresh token or client secret is ever logged.
+/// </summary>
 internal static partial class Log
 {
     [LoggerMessage(EventId = 1, EventName = "TokenAcquired", Level = LogLevel.Information,
-        Message = "Access token {Fingerprint} acquired ({Reason}); expires at {ExpiresOn:O}, refresh from {RefreshOn:O}")]
-    public static partial void TokenAcquired(this ILogger logger, string fingerprint, string reason, DateTimeOffset expiresOn, DateTimeOffset refreshOn);
+        Message = "Access token {Fingerprint} acquired; expires at {ExpiresOn:O}")]
+    public static partial void TokenAcquired(this ILogger logger, string fingerprint, DateTimeOffset expiresOn);
 
-    [LoggerMessage(EventId = 2, EventName = "RefreshStarted", Level = LogLevel.Debug,
+    [LoggerMessage(EventId = 2, EventName = "RefreshScheduled", Level = LogLevel.Debug,
+        Message = "Access token {Fingerprint} will be refreshed in the background from {RefreshOn:O}")]
+    public static partial void RefreshScheduled(this ILogger logger, string fingerprint, DateTimeOffset refreshOn);
+
+    [LoggerMessage(EventId = 3, EventName = "RefreshStarted", Level = LogLevel.Debug,
         Message = "Token refresh started ({Reason})")]
     public static partial void RefreshStarted(this ILogger logger, string reason);
 
-    [LoggerMessage(EventId = 3, EventName = "RefreshTokenRotated", Level = LogLevel.Debug,
-        Message = "The token endpoint rotated the refresh token; the old one will not be sent again")]
-    public static partial void RefreshTokenRotated(this ILogger logger);
+    [LoggerMessage(EventId = 4, EventName = "RefreshSucceeded", Level = LogLevel.Information,
+        Message = "Access token refreshed ({Reason}): {Fingerprint} expires at {ExpiresOn:O}")]
+    public static partial void RefreshSucceeded(this ILogger logger, string reason, string fingerprint, DateTimeOffset expiresOn);
 
-    [LoggerMessage(EventId = 4, EventName = "RefreshFailed", Level = LogLevel.Error,
-        Message = "Token refresh failed ({Reason}): {Error}")]
+    [LoggerMessage(EventId = 5, EventName = "RefreshFailed", Level = LogLevel.Error,
+        Message = "Token refresh failed ({Reason}) and no valid access token is left: {Error}")]
     public static partial void RefreshFailed(this ILogger logger, string reason, string error, Exception exception);
 
-    [LoggerMessage(EventId = 5, EventName = "BackgroundRefreshFailed", Level = LogLevel.Warning,
-        Message = "Background token refresh failed; still serving access token {Fingerprint} until {ExpiresOn:O}, next attempt after {RetryDelay}: {Error}")]
+    [LoggerMessage(EventId = 6, EventName = "BackgroundRefreshFailed", Level = LogLevel.Warning,
+        Message = "Background token refresh failed; still serving access token {Fingerprint} until {ExpiresOn:O}; next attempt after {RetryDelay}: {Error}")]
     public static partial void BackgroundRefreshFailed(this ILogger logger, string fingerprint, DateTimeOffset expiresOn, TimeSpan retryDelay, string error, Exception exception);
 
-    [LoggerMessage(EventId = 6, EventName = "UnauthorizedRetried", Level = LogLevel.Information,
+    [LoggerMessage(EventId = 7, EventName = "UnauthorizedRetried", Level = LogLevel.Information,
         Message = "The API answered 401 to access token {Fingerprint}; retrying once with access token {NewFingerprint}")]
     public static partial void UnauthorizedRetried(this ILogger logger, string fingerprint, string newFingerprint);
 
-    [LoggerMessage(EventId = 7, EventName = "UnauthorizedNotReplayable", Level = LogLevel.Warning,
+    [LoggerMessage(EventId = 8, EventName = "UnauthorizedNotReplayable", Level = LogLevel.Warning,
         Message = "The API answered 401 to access token {Fingerprint}; the token was refreshed but the request body cannot be sent again, so the 401 is returned")]
     public static partial void UnauthorizedNotReplayable(this ILogger logger, string fingerprint);
+
+    [LoggerMessage(EventId = 9, EventName = "RefreshTokenRotated", Level = LogLevel.Debug,
+        Message = "The token endpoint rotated the refresh token; the old one will not be sent again")]
+    public static partial void RefreshTokenRotated(this ILogger logger);
+
+    [LoggerMessage(EventId = 10, EventName = "TokenEndpointRetry", Level = LogLevel.Warning,
+        Message = "Token endpoint attempt failed ({Outcome}); retry {Attempt} follows")]
+    public static partial void TokenEndpointRetry(this ILogger logger, string outcome, int attempt);
+
+    [LoggerMessage(EventId = 11, EventName = "TokenEndpointCircuitOpened", Level = LogLevel.Error,
+        Message = "The token endpoint keeps failing; it will not be called for {BreakDuration}")]
+    public static partial void TokenEndpointCircuitOpened(this ILogger logger, TimeSpan breakDuration);
+
+    [LoggerMessage(EventId = 12, EventName = "CredentialsRejected", Level = LogLevel.Critical,
+        Message = "The token endpoint rejected the credentials ({Error}); no further refresh is attempted until new credentials are supplied with TokenManager.UpdateCredentials")]
+    public static partial void CredentialsRejected(this ILogger logger, string error);
+
+    [LoggerMessage(EventId = 13, EventName = "CredentialsUpdated", Level = LogLevel.Information,
+        Message = "New credentials supplied; refreshes resume")]
+    public static partial void CredentialsUpdated(this ILogger logger);
+
+    [LoggerMessage(EventId = 14, EventName = "TokenWithheld", Level = LogLevel.Debug,
+        Message = "The access token was not attached to a request to {Host}: not an allowed host over HTTPS")]
+    public static partial void TokenWithheld(this ILogger logger, string host);
+
+    [LoggerMessage(EventId = 15, EventName = "EventHandlerFailed", Level = LogLevel.Error,
+        Message = "A {Event} event handler threw")]
+    public static partial void EventHandlerFailed(this ILogger logger, string @event, Exception exception);
 }

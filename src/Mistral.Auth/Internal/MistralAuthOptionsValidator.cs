@@ -55,6 +55,55 @@ internal sealed class MistralAuthOptionsValidator : IValidateOptions<MistralAuth
             failures.Add("MistralAuthOptions.RefreshRetryDelay must be positive.");
         }
 
+        var resilience = options.Resilience;
+        if (resilience.MaxRetryAttempts is < 0 or > 100)
+        {
+            failures.Add("MistralAuthOptions.Resilience.MaxRetryAttempts must be between 0 and 100.");
+        }
+
+        if (resilience.RetryBaseDelay < TimeSpan.Zero || resilience.RetryBaseDelay > TimeSpan.FromDays(1))
+        {
+            failures.Add("MistralAuthOptions.Resilience.RetryBaseDelay must be between zero and one day.");
+        }
+
+        if (resilience.MaxRetryDelay <= TimeSpan.Zero || resilience.MaxRetryDelay > TimeSpan.FromDays(1))
+        {
+            failures.Add("MistralAuthOptions.Resilience.MaxRetryDelay must be positive and at most one day.");
+        }
+
+        if (resilience.AttemptTimeout < TimeSpan.FromMilliseconds(10) || resilience.AttemptTimeout > TimeSpan.FromDays(1))
+        {
+            failures.Add("MistralAuthOptions.Resilience.AttemptTimeout must be between 10 ms and one day.");
+        }
+
+        if (resilience.CircuitBreakerFailureRatio is <= 0 or > 1 || double.IsNaN(resilience.CircuitBreakerFailureRatio))
+        {
+            failures.Add("MistralAuthOptions.Resilience.CircuitBreakerFailureRatio must be above 0 and at most 1.");
+        }
+
+        if (resilience.CircuitBreakerMinimumThroughput < 2)
+        {
+            failures.Add("MistralAuthOptions.Resilience.CircuitBreakerMinimumThroughput must be at least 2.");
+        }
+
+        if (resilience.CircuitBreakerSamplingDuration < TimeSpan.FromMilliseconds(500) || resilience.CircuitBreakerSamplingDuration > TimeSpan.FromDays(1))
+        {
+            failures.Add("MistralAuthOptions.Resilience.CircuitBreakerSamplingDuration must be between 0.5 seconds and one day.");
+        }
+
+        if (resilience.CircuitBreakerBreakDuration < TimeSpan.FromMilliseconds(500) || resilience.CircuitBreakerBreakDuration > TimeSpan.FromDays(1))
+        {
+            failures.Add("MistralAuthOptions.Resilience.CircuitBreakerBreakDuration must be between 0.5 seconds and one day.");
+        }
+
+        foreach (var host in options.AllowedHosts)
+        {
+            if (!AllowedHostSet.IsValidEntry(host))
+            {
+                failures.Add($"MistralAuthOptions.AllowedHosts has an invalid entry '{host}': use a host name such as api.mistral.ai or *.mistral.ai.");
+            }
+        }
+
         if (!Enum.IsDefined(options.TokenRequestFormat))
         {
             failures.Add("MistralAuthOptions.TokenRequestFormat must be Json or Form.");
@@ -63,6 +112,6 @@ internal sealed class MistralAuthOptionsValidator : IValidateOptions<MistralAuth
         return failures;
     }
 
-    private static bool IsLoopback(Uri uri) =>
+    internal static bool IsLoopback(Uri uri) =>
         uri.IsLoopback || (IPAddress.TryParse(uri.DnsSafeHost, out var address) && IPAddress.IsLoopback(address));
 }

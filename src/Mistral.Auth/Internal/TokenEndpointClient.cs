@@ -2,6 +2,9 @@ using System.Globalization;
 using System.Net.Http.Headers;
 using System.Text;
 using System.Text.Json;
+using Polly;
+using Polly.CircuitBreaker;
+using Polly.Timeout;
 
 namespace Mistral.Auth.Internal;
 
@@ -12,60 +15,102 @@ internal sealed class TokenEndpointClient
 
     private readonly Func<HttpClient> _httpClientFactory;
     private readonly MistralAuthOptions _options;
+    private readonly ResiliencePipeline<HttpResponseMessage> _pipeline;
     private readonly string _endpointForMessages;
 
-    public TokenEndpointClient(Func<HttpClient> httpClientFactory, MistralAuthOptions options)
+    public TokenEndpointClient(
+        Func<HttpClient> httpClientFactory, MistralAuthOptions options, ResiliencePipeline<HttpResponseMessage> pipeline)
     {
         _httpClientFactory = httpClientFactory;
         _options = options;
+        _pipeline = pipeline;
         _endpointForMessages = options.TokenEndpoint.GetLeftPart(UriPartial.Path);
     }
 
-    /// <summary>Exchanges <paramref name="refreshToken"/> for a new access token.</summary>
-    /// <exception cref="MistralAuthException">The endpoint could not be reached or refused, or its answer is unusable.</exception>
-    public async Task<TokenResponse> RefreshAsync(string refreshToken, CancellationToken cancellationToken)
-    {
-        using var request = new HttpRequestMessage(HttpMethod.Post, _options.TokenEndpoint)
-        {
-            Content = CreateContent(refreshToken),
-        };
-        request.Headers.Accept.Add(AcceptJson);
+    public string EndpointForMessages => _endpointForMessages;
 
+    /// <summary>Exchanges the refresh token in <paramref name="credentials"/> for a new access token.</summary>
+    /// <exception cref="MistralAuthException">The endpoint could not be reached or refused, or its answer is unusable.</exception>
+    public async Task<TokenResponse> RefreshAsync(ClientCredentials credentials, CancellationToken cancellationToken)
+    {
+        var attempts = 0;
+        var mayHaveReachedServer = false;
         HttpResponseMessage response;
         try
         {
-            response = await _httpClientFactory()
-                .SendAsync(request, HttpCompletionOption.ResponseHeadersRead, cancellationToken)
-                .ConfigureAwait(false);
+            response = await _pipeline.ExecuteAsync(
+                async token =>
+                {
+                    if (attempts++ > 0)
+                    {
+                        mayHaveReachedServer = true;
+                    }
+
+                    using var request = new HttpRequestMessage(HttpMethod.Post, _options.TokenEndpoint)
+                    {
+                        Content = CreateContent(credentials),
+                    };
+                    request.Headers.Accept.Add(AcceptJson);
+                    return await _httpClientFactory()
+                        .SendAsync(request, HttpCompletionOption.ResponseHeadersRead, token)
+                        .ConfigureAwait(false);
+                },
+                cancellationToken).ConfigureAwait(false);
         }
         catch (HttpRequestException ex)
         {
             throw new MistralAuthException(
-                $"The token endpoint {_endpointForMessages} could not be reached ({Describe(ex)}).", ex);
+                $"The token endpoint {_endpointForMessages} could not be reached ({Describe(ex)}) after {Attempts(attempts)}.", ex);
+        }
+        catch (TimeoutRejectedException ex)
+        {
+            throw new MistralAuthException(
+                $"The token endpoint {_endpointForMessages} did not answer within the attempt timeout of {_options.Resilience.AttemptTimeout} ({Attempts(attempts)}).", ex);
+        }
+        catch (BrokenCircuitException ex)
+        {
+            var retryAfter = ex.RetryAfter is { } after ? $" for another {after}" : string.Empty;
+            throw new MistralAuthException(
+                $"The token endpoint {_endpointForMessages} has been failing repeatedly, so it is not being called{retryAfter} (circuit breaker open).", ex);
         }
 
         using (response)
         {
             var body = await ReadBoundedAsync(response, cancellationToken).ConfigureAwait(false);
-            return response.IsSuccessStatusCode
-                ? ParseSuccess(response, body, refreshToken)
-                : throw ParseError(response, body, refreshToken);
+            if (response.IsSuccessStatusCode)
+            {
+                return ParseSuccess(response, body, credentials);
+            }
+
+            var error = ParseError(response, body, credentials, attempts);
+            if (error.Error == "invalid_grant" && mayHaveReachedServer)
+            {
+                throw new MistralAuthException(
+                    error.Message + " An earlier attempt of this refresh failed after it may have reached the server: if the server rotated the refresh token then and its answer was lost, the old refresh token is spent. Only new credentials (TokenManager.UpdateCredentials) can recover.",
+                    error.Error,
+                    error.ErrorDescription)
+                {
+                    StatusCode = error.StatusCode,
+                };
+            }
+
+            throw error;
         }
     }
 
-    private HttpContent CreateContent(string refreshToken)
+    private HttpContent CreateContent(ClientCredentials credentials)
     {
         if (_options.TokenRequestFormat == TokenRequestFormat.Form)
         {
             var fields = new List<KeyValuePair<string, string>>(4)
             {
                 new("grant_type", "refresh_token"),
-                new("refresh_token", refreshToken),
-                new("client_id", _options.ClientId!),
+                new("refresh_token", credentials.RefreshToken),
+                new("client_id", credentials.ClientId),
             };
-            if (_options.ClientSecret is not null)
+            if (credentials.ClientSecret is not null)
             {
-                fields.Add(new("client_secret", _options.ClientSecret));
+                fields.Add(new("client_secret", credentials.ClientSecret));
             }
 
             return new FormUrlEncodedContent(fields);
@@ -76,14 +121,14 @@ internal sealed class TokenEndpointClient
         using (var writer = new Utf8JsonWriter(buffer))
         {
             writer.WriteStartObject();
-            writer.WriteString("client_id", _options.ClientId);
-            if (_options.ClientSecret is not null)
+            writer.WriteString("client_id", credentials.ClientId);
+            if (credentials.ClientSecret is not null)
             {
-                writer.WriteString("client_secret", _options.ClientSecret);
+                writer.WriteString("client_secret", credentials.ClientSecret);
             }
 
             writer.WriteString("grant_type", "refresh_token");
-            writer.WriteString("refresh_token", refreshToken);
+            writer.WriteString("refresh_token", credentials.RefreshToken);
             writer.WriteEndObject();
         }
 
@@ -91,6 +136,8 @@ internal sealed class TokenEndpointClient
         content.Headers.ContentType = new MediaTypeHeaderValue("application/json");
         return content;
     }
+
+    private static string Attempts(int attempts) => attempts == 1 ? "1 attempt" : $"{attempts} attempts";
 
     private async Task<byte[]> ReadBoundedAsync(HttpResponseMessage response, CancellationToken cancellationToken)
     {
@@ -127,7 +174,7 @@ internal sealed class TokenEndpointClient
             StatusCode = (int)response.StatusCode,
         };
 
-    private TokenResponse ParseSuccess(HttpResponseMessage response, byte[] body, string refreshToken)
+    private TokenResponse ParseSuccess(HttpResponseMessage response, byte[] body, ClientCredentials credentials)
     {
         if (body.Length == 0)
         {
@@ -166,7 +213,7 @@ internal sealed class TokenEndpointClient
             var tokenType = ReadString(response, root, "token_type");
             if (tokenType is not null && !string.Equals(tokenType, "Bearer", StringComparison.OrdinalIgnoreCase))
             {
-                throw Invalid(response, $"token_type '{Scrub(tokenType, refreshToken)}' where 'Bearer' was expected (RFC 6750)");
+                throw Invalid(response, $"token_type '{Scrub(tokenType, credentials)}' where 'Bearer' was expected (RFC 6750)");
             }
 
             var expiresIn = ReadExpiresIn(response, root);
@@ -181,7 +228,7 @@ internal sealed class TokenEndpointClient
         }
     }
 
-    private MistralAuthException ParseError(HttpResponseMessage response, byte[] body, string refreshToken)
+    private MistralAuthException ParseError(HttpResponseMessage response, byte[] body, ClientCredentials credentials, int attempts)
     {
         string? error = null;
         string? description = null;
@@ -202,8 +249,8 @@ internal sealed class TokenEndpointClient
             }
         }
 
-        error = Scrub(error, refreshToken);
-        description = Scrub(description, refreshToken);
+        error = Scrub(error, credentials);
+        description = Scrub(description, credentials);
 
         var message = new StringBuilder(160)
             .Append(CultureInfo.InvariantCulture, $"The token endpoint {_endpointForMessages} refused the refresh: {Status(response)}");
@@ -218,6 +265,11 @@ internal sealed class TokenEndpointClient
         else if (body.Length > 0)
         {
             message.Append(CultureInfo.InvariantCulture, $", with a {MediaType(response)} body that is not an OAuth 2.0 error");
+        }
+
+        if (attempts > 1)
+        {
+            message.Append(CultureInfo.InvariantCulture, $" ({Attempts(attempts)})");
         }
 
         message.Append('.');
@@ -272,7 +324,7 @@ internal sealed class TokenEndpointClient
             StatusCode = (int)response.StatusCode,
         };
 
-    private string? Scrub(string? serverText, string refreshToken)
+    private static string? Scrub(string? serverText, ClientCredentials credentials)
     {
         if (serverText is null)
         {
@@ -280,10 +332,10 @@ internal sealed class TokenEndpointClient
         }
 
         // A server may echo what it was sent; the secrets never reach a message.
-        serverText = serverText.Replace(refreshToken, "***", StringComparison.Ordinal);
-        if (!string.IsNullOrEmpty(_options.ClientSecret))
+        serverText = serverText.Replace(credentials.RefreshToken, "***", StringComparison.Ordinal);
+        if (!string.IsNullOrEmpty(credentials.ClientSecret))
         {
-            serverText = serverText.Replace(_options.ClientSecret, "***", StringComparison.Ordinal);
+            serverText = serverText.Replace(credentials.ClientSecret, "***", StringComparison.Ordinal);
         }
 
         return serverText.Length > 300 ? string.Concat(serverText.AsSpan(0, 300), "…") : serverText;
