@@ -50,6 +50,14 @@ internal static class JwtExpiry
             {
                 throw Malformed("its payload is not a JSON object");
             }
+
+            foreach (var claim in (ReadOnlySpan<string>)[JwtRegisteredClaimNames.Exp, JwtRegisteredClaimNames.Iat])
+            {
+                if (document.RootElement.TryGetProperty(claim, out var value) && value.ValueKind is not (JsonValueKind.Number or JsonValueKind.Null))
+                {
+                    throw Malformed($"its '{claim}' claim is not a number of seconds");
+                }
+            }
         }
         catch (JsonException)
         {

@@ -1,5 +1,5 @@
+using System.Diagnostics.Metrics;
 using Microsoft.Extensions.Logging;
-using Microsoft.Extensions.Time.Testing;
 using Mistral.Auth.Simulator;
 
 namespace Mistral.Auth.Tests.Helpers;
@@ -7,9 +7,13 @@ namespace Mistral.Auth.Tests.Helpers;
 /// <summary>A simulator, a fake clock and a token manager wired to both; disposed together.</summary>
 internal sealed class Harness : IDisposable
 {
-    public Harness(Action<MistralAuthOptions>? configure = null, Action<MistralApiSimulator>? setup = null, ILoggerFactory? loggerFactory = null)
+    public Harness(
+        Action<MistralAuthOptions>? configure = null,
+        Action<MistralApiSimulator>? setup = null,
+        ILoggerFactory? loggerFactory = null,
+        IMeterFactory? meterFactory = null)
     {
-        Time = TestClock.Create();
+        Time = new ObservableTimeProvider();
         Simulator = MistralApiSimulator.Start(Time);
         setup?.Invoke(Simulator);
         Options = new MistralAuthOptions
@@ -22,10 +26,10 @@ internal sealed class Harness : IDisposable
         };
         configure?.Invoke(Options);
         BackChannel = new HttpClient();
-        Manager = new TokenManager(Options, BackChannel, Time, loggerFactory);
+        Manager = new TokenManager(Options, () => BackChannel, Time, loggerFactory, meterFactory);
     }
 
-    public FakeTimeProvider Time { get; }
+    public ObservableTimeProvider Time { get; }
 
     public MistralApiSimulator Simulator { get; }
 
