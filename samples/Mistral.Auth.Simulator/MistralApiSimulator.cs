@@ -29,6 +29,10 @@ public sealed class MistralApiSimulator : IDisposable
     private readonly Dictionary<string, long> _accessTokenExpiry = new(StringComparer.Ordinal);
     private readonly HashSet<string> _revoked = new(StringComparer.Ordinal);
     private readonly Queue<int> _injectedTokenFailures = new();
+    private readonly List<string> _issuedAccessTokens = [];
+    private readonly List<string> _issuedRefreshTokens = [];
+    private Random? _chaos;
+    private double _chaosFailureRate;
     private int _tokenSequence;
 
     private MistralApiSimulator(TimeProvider time)
@@ -99,6 +103,33 @@ public sealed class MistralApiSimulator : IDisposable
     /// <summary>Gets the number of API requests that carried no <c>Authorization</c> header at all.</summary>
     public int ApiMissingToken { get; private set; }
 
+    /// <summary>Gets the number of token requests that failed on purpose (injected or chaos).</summary>
+    public int TokenFailuresInjected { get; private set; }
+
+    /// <summary>Gets every access token issued, oldest first (for tests that search output for leaks).</summary>
+    public IReadOnlyList<string> IssuedAccessTokens
+    {
+        get
+        {
+            lock (_gate)
+            {
+                return [.. _issuedAccessTokens];
+            }
+        }
+    }
+
+    /// <summary>Gets every refresh token issued, the initial one included.</summary>
+    public IReadOnlyList<string> IssuedRefreshTokens
+    {
+        get
+        {
+            lock (_gate)
+            {
+                return [InitialRefreshToken, .. _issuedRefreshTokens];
+            }
+        }
+    }
+
     /// <summary>Gets the body of the last token request, as received.</summary>
     public string? LastTokenRequestBody { get; private set; }
 
@@ -135,6 +166,18 @@ public sealed class MistralApiSimulator : IDisposable
         }
     }
 
+    /// <summary>Makes the token endpoint answer 503 to a random share of requests, from a seeded generator.</summary>
+    /// <param name="failureRate">The share of requests that fail, between 0 and 1.</param>
+    /// <param name="seed">The seed, so a run can be repeated.</param>
+    public void EnableChaos(double failureRate, int seed)
+    {
+        lock (_gate)
+        {
+            _chaos = new Random(seed);
+            _chaosFailureRate = failureRate;
+        }
+    }
+
     /// <inheritdoc />
     public void Dispose() => Server.Stop();
 
@@ -150,7 +193,14 @@ public sealed class MistralApiSimulator : IDisposable
 
             if (_injectedTokenFailures.TryDequeue(out var injected))
             {
+                TokenFailuresInjected++;
                 return Json(injected, """{"error":"temporarily_unavailable","error_description":"Injected failure."}""");
+            }
+
+            if (_chaos is not null && _chaos.NextDouble() < _chaosFailureRate)
+            {
+                TokenFailuresInjected++;
+                return Json(503, """{"error":"temporarily_unavailable","error_description":"Chaos."}""");
             }
 
             var fields = ReadFields(request);
@@ -180,8 +230,9 @@ public sealed class MistralApiSimulator : IDisposable
             if (RotateRefreshTokens)
             {
                 _validRefreshTokens.Remove(refreshToken);
-                rotated = $"simulated-refresh-token-{++_tokenSequence}";
+                rotated = $"simulated-refresh-token-{++_tokenSequence}-{Guid.NewGuid():N}";
                 _validRefreshTokens.Add(rotated);
+                _issuedRefreshTokens.Add(rotated);
             }
 
             var now = ServerNow;
@@ -189,6 +240,7 @@ public sealed class MistralApiSimulator : IDisposable
             var lifetime = (long)AccessTokenLifetime.TotalSeconds;
             var accessToken = CreateJwt(issuedAt, issuedAt + lifetime);
             _accessTokenExpiry[accessToken] = issuedAt + lifetime;
+            _issuedAccessTokens.Add(accessToken);
             TokensIssued++;
 
             var body = new Dictionary<string, object>

@@ -51,9 +51,10 @@ internal sealed class TokenEndpointClient
                         Content = CreateContent(credentials),
                     };
                     request.Headers.Accept.Add(AcceptJson);
-                    return await _httpClientFactory()
+                    var attemptResponse = await _httpClientFactory()
                         .SendAsync(request, HttpCompletionOption.ResponseHeadersRead, token)
                         .ConfigureAwait(false);
+                    return await BufferBoundedAsync(attemptResponse, token).ConfigureAwait(false);
                 },
                 cancellationToken).ConfigureAwait(false);
         }
@@ -76,7 +77,7 @@ internal sealed class TokenEndpointClient
 
         using (response)
         {
-            var body = await ReadBoundedAsync(response, cancellationToken).ConfigureAwait(false);
+            var body = await response.Content.ReadAsByteArrayAsync(cancellationToken).ConfigureAwait(false);
             if (response.IsSuccessStatusCode)
             {
                 return ParseSuccess(response, body, credentials);
@@ -138,6 +139,37 @@ internal sealed class TokenEndpointClient
     }
 
     private static string Attempts(int attempts) => attempts == 1 ? "1 attempt" : $"{attempts} attempts";
+
+    /// <summary>
+    /// Reads the body within the attempt, so a connection dropped mid-body is retried like any network error, and
+    /// never more of it than a token response can need.
+    /// </summary>
+    private async Task<HttpResponseMessage> BufferBoundedAsync(HttpResponseMessage response, CancellationToken cancellationToken)
+    {
+        try
+        {
+            var body = await ReadBoundedAsync(response, cancellationToken).ConfigureAwait(false);
+            var buffered = new ByteArrayContent(body);
+            foreach (var header in response.Content.Headers)
+            {
+                buffered.Headers.TryAddWithoutValidation(header.Key, header.Value);
+            }
+
+            response.Content.Dispose();
+            response.Content = buffered;
+            return response;
+        }
+        catch (IOException ex)
+        {
+            response.Dispose();
+            throw new HttpRequestException(HttpRequestError.ResponseEnded, "The token endpoint's answer broke off.", ex);
+        }
+        catch
+        {
+            response.Dispose();
+            throw;
+        }
+    }
 
     private async Task<byte[]> ReadBoundedAsync(HttpResponseMessage response, CancellationToken cancellationToken)
     {

@@ -1,0 +1,209 @@
+using System.Globalization;
+using Mistral.Auth.Tests.Helpers;
+using Polly;
+using Polly.Retry;
+using WireMock.RequestBuilders;
+using WireMock.ResponseBuilders;
+
+namespace Mistral.Auth.Tests;
+
+public class TokenEndpointResilienceTests
+{
+    private static CancellationToken Ct => TestContext.Current.CancellationToken;
+
+    [Theory]
+    [InlineData(408)]
+    [InlineData(429)]
+    [InlineData(500)]
+    [InlineData(502)]
+    [InlineData(503)]
+    [InlineData(504)]
+    public async Task GetAccessTokenAsync_TransientStatus_IsRetried(int status)
+    {
+        using var h = new Harness(o => o.Resilience.RetryBaseDelay = TimeSpan.Zero);
+        h.Simulator.FailNextTokenRequests(status, status);
+
+        var token = await h.Manager.GetAccessTokenAsync(Ct);
+
+        Assert.NotEmpty(token);
+        Assert.Equal(3, h.Simulator.TokenRequests);
+    }
+
+    [Fact]
+    public async Task GetAccessTokenAsync_ConnectionDropped_IsRetried()
+    {
+        using var simulator = Simulator.MistralApiSimulator.Start(TestClock.Create());
+        using var proxy = new FlakyTcpProxy(simulator.TokenEndpoint);
+        proxy.FailNext(FlakyTcpProxy.Fault.DropRequest, FlakyTcpProxy.Fault.DropRequest);
+        using var backChannel = new HttpClient();
+        backChannel.DefaultRequestHeaders.ConnectionClose = true;
+        var options = new MistralAuthOptions
+        {
+            TokenEndpoint = proxy.Rewrite(simulator.TokenEndpoint),
+            ClientId = simulator.ClientId,
+            ClientSecret = simulator.ClientSecret,
+            RefreshToken = simulator.InitialRefreshToken,
+        };
+        options.Resilience.RetryBaseDelay = TimeSpan.Zero;
+        using var manager = new TokenManager(options, backChannel, TestClock.Create());
+
+        var token = await manager.GetAccessTokenAsync(Ct);
+
+        Assert.NotEmpty(token);
+        Assert.Equal(1, simulator.TokenRequests); // the first two never reached it
+    }
+
+    [Fact]
+    public async Task GetAccessTokenAsync_TransientStatusEveryTime_GivesUpAfterMaxRetriesNamingTheAttempts()
+    {
+        using var h = new Harness(o => { o.Resilience.RetryBaseDelay = TimeSpan.Zero; o.Resilience.MaxRetryAttempts = 2; });
+        h.Simulator.FailNextTokenRequests(503, 503, 503, 503);
+
+        var error = await Assert.ThrowsAsync<MistralAuthException>(() => h.Manager.GetAccessTokenAsync(Ct).AsTask());
+
+        Assert.Equal(3, h.Simulator.TokenRequests);
+        Assert.Equal(503, error.StatusCode);
+        Assert.Contains("(3 attempts)", error.Message, StringComparison.Ordinal);
+    }
+
+    [Theory]
+    [InlineData("invalid_grant", 400)]
+    [InlineData("invalid_client", 401)]
+    [InlineData("unauthorized_client", 400)]
+    [InlineData("invalid_request", 400)]
+    public async Task GetAccessTokenAsync_OAuthError_IsNeverRetried(string error, int status)
+    {
+        using var h = new Harness(o => o.Resilience.RetryBaseDelay = TimeSpan.Zero);
+        h.Simulator.Server.Given(Request.Create().WithPath("/auth/token").UsingPost()).AtPriority(1)
+            .RespondWith(Response.Create().WithStatusCode(status).WithHeader("Content-Type", "application/json")
+                .WithBody($$"""{"error":"{{error}}"}"""));
+
+        var thrown = await Assert.ThrowsAsync<MistralAuthException>(() => h.Manager.GetAccessTokenAsync(Ct).AsTask());
+
+        Assert.Equal(error, thrown.Error);
+        Assert.Single(h.Simulator.Server.LogEntries);
+    }
+
+    [Fact]
+    public async Task GetAccessTokenAsync_RetryAfterSeconds_WaitsExactlyThatLong()
+    {
+        using var h = new Harness();
+        RespondOnceThenSimulator(h, Response.Create().WithStatusCode(503).WithHeader("Retry-After", "7"));
+
+        var pending = h.Manager.GetAccessTokenAsync(Ct).AsTask();
+        await h.Time.WaitForTimerAsync(TimeSpan.FromSeconds(7));
+        Assert.Single(h.Simulator.Server.LogEntries);
+        Assert.False(pending.IsCompleted);
+        h.Time.Advance(TimeSpan.FromSeconds(7));
+
+        Assert.NotEmpty(await pending);
+        Assert.Equal(2, h.Simulator.Server.LogEntries.Count());
+    }
+
+    [Fact]
+    public async Task GetAccessTokenAsync_RetryAfterHttpDate_WaitsUntilThatDate()
+    {
+        using var h = new Harness();
+        var date = TestClock.Start.AddSeconds(12).ToString("R", CultureInfo.InvariantCulture);
+        RespondOnceThenSimulator(h, Response.Create().WithStatusCode(429).WithHeader("Retry-After", date));
+
+        var pending = h.Manager.GetAccessTokenAsync(Ct).AsTask();
+        await h.Time.WaitForTimerAsync(TimeSpan.FromSeconds(12));
+        h.Time.Advance(TimeSpan.FromSeconds(12));
+
+        Assert.NotEmpty(await pending);
+        Assert.Equal(2, h.Simulator.Server.LogEntries.Count());
+    }
+
+    [Fact]
+    public async Task GetAccessTokenAsync_RetryAfterTooLong_IsCappedAtMaxRetryDelay()
+    {
+        using var h = new Harness(o =>
+        {
+            o.Resilience.MaxRetryDelay = TimeSpan.FromSeconds(20);
+            o.RefreshTimeout = TimeSpan.FromMinutes(5);
+        });
+        RespondOnceThenSimulator(h, Response.Create().WithStatusCode(503).WithHeader("Retry-After", "86400"));
+
+        var pending = h.Manager.GetAccessTokenAsync(Ct).AsTask();
+        await h.Time.WaitForTimerAsync(TimeSpan.FromSeconds(20));
+        h.Time.Advance(TimeSpan.FromSeconds(20));
+
+        Assert.NotEmpty(await pending);
+    }
+
+    [Fact]
+    public async Task GetAccessTokenAsync_EndpointKeepsFailing_CircuitOpensAndStopsCallingIt()
+    {
+        using var h = new Harness(o =>
+        {
+            o.Resilience.MaxRetryAttempts = 0;
+            o.Resilience.CircuitBreakerMinimumThroughput = 3;
+            o.Resilience.CircuitBreakerFailureRatio = 0.5;
+            o.Resilience.CircuitBreakerBreakDuration = TimeSpan.FromSeconds(30);
+        });
+        h.Simulator.FailNextTokenRequests(503, 503, 503);
+
+        for (var i = 0; i < 3; i++)
+        {
+            await Assert.ThrowsAsync<MistralAuthException>(() => h.Manager.GetAccessTokenAsync(Ct).AsTask());
+        }
+
+        // Open: nobody calls the endpoint, everybody fails at once with a clear reason.
+        for (var i = 0; i < 10; i++)
+        {
+            var open = await Assert.ThrowsAsync<MistralAuthException>(() => h.Manager.GetAccessTokenAsync(Ct).AsTask());
+            Assert.Contains("circuit breaker open", open.Message, StringComparison.Ordinal);
+        }
+
+        Assert.Equal(3, h.Simulator.TokenRequests);
+
+        h.Time.Advance(TimeSpan.FromSeconds(30));
+        Assert.NotEmpty(await h.Manager.GetAccessTokenAsync(Ct));
+        Assert.Equal(4, h.Simulator.TokenRequests);
+    }
+
+    [Fact]
+    public async Task GetAccessTokenAsync_CustomPipeline_ReplacesTheDefaultOne()
+    {
+        var retries = 0;
+        using var h = new Harness(o => o.ConfigureResiliencePipeline = builder => builder.AddRetry(new RetryStrategyOptions<HttpResponseMessage>
+        {
+            MaxRetryAttempts = 5,
+            Delay = TimeSpan.Zero,
+            ShouldHandle = args => new ValueTask<bool>(args.Outcome.Result is { StatusCode: System.Net.HttpStatusCode.ServiceUnavailable }),
+            OnRetry = _ =>
+            {
+                Interlocked.Increment(ref retries);
+                return default;
+            },
+        }));
+        h.Simulator.FailNextTokenRequests(503, 503, 503, 503, 503);
+
+        Assert.NotEmpty(await h.Manager.GetAccessTokenAsync(Ct));
+
+        Assert.Equal(5, retries);
+        Assert.Equal(6, h.Simulator.TokenRequests);
+    }
+
+    [Fact]
+    public void RetryAfter_Values_AreReadAndCapped()
+    {
+        var time = TestClock.Create();
+        using var seconds = new HttpResponseMessage(System.Net.HttpStatusCode.ServiceUnavailable);
+        seconds.Headers.TryAddWithoutValidation("Retry-After", "5");
+        using var past = new HttpResponseMessage(System.Net.HttpStatusCode.ServiceUnavailable);
+        past.Headers.TryAddWithoutValidation("Retry-After", TestClock.Start.AddSeconds(-30).ToString("R", CultureInfo.InvariantCulture));
+        using var none = new HttpResponseMessage(System.Net.HttpStatusCode.ServiceUnavailable);
+
+        Assert.Equal(TimeSpan.FromSeconds(5), Internal.TokenEndpointPipeline.RetryAfter(seconds, time, TimeSpan.FromSeconds(30)));
+        Assert.Equal(TimeSpan.FromSeconds(2), Internal.TokenEndpointPipeline.RetryAfter(seconds, time, TimeSpan.FromSeconds(2)));
+        Assert.Equal(TimeSpan.Zero, Internal.TokenEndpointPipeline.RetryAfter(past, time, TimeSpan.FromSeconds(30)));
+        Assert.Null(Internal.TokenEndpointPipeline.RetryAfter(none, time, TimeSpan.FromSeconds(30)));
+    }
+
+    private static void RespondOnceThenSimulator(Harness h, IResponseBuilder first) =>
+        h.Simulator.Server.Given(Request.Create().WithPath("/auth/token").UsingPost()).AtPriority(1)
+            .InScenario("once").WillSetStateTo("done")
+            .RespondWith(first.WithHeader("Content-Type", "application/json").WithBody("""{"error":"temporarily_unavailable"}"""));
+}
