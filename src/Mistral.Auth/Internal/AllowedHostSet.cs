@@ -1,3 +1,6 @@
+using System.Net;
+using System.Net.Sockets;
+
 namespace Mistral.Auth.Internal;
 
 /// <summary>Decides whether a request may carry the access token: an allowed host, over HTTPS (or HTTP to loopback).</summary>
@@ -19,7 +22,10 @@ internal sealed class AllowedHostSet
             }
             else
             {
-                exact.Add(trimmed);
+                // Uri.Host writes an IPv6 address in brackets.
+                exact.Add(IPAddress.TryParse(trimmed, out var address) && address.AddressFamily == AddressFamily.InterNetworkV6
+                    ? $"[{address}]"
+                    : trimmed);
             }
         }
 
