@@ -1,4 +1,5 @@
 using System.Diagnostics;
+using System.Globalization;
 using System.Diagnostics.Metrics;
 using Microsoft.Extensions.Logging;
 using Microsoft.Extensions.Logging.Abstractions;
@@ -372,7 +373,8 @@ public sealed class TokenManager : IDisposable
             return;
         }
 
-        var errorTag = failure!.Error ?? (failure.StatusCode is { } status ? $"http_{status}" : "unavailable");
+        failure ??= new MistralAuthException();
+        var errorTag = ErrorTag(failure);
         Telemetry.RefreshFailures.Add(1, new("reason", reason), new("error", errorTag));
         activity?.SetStatus(ActivityStatusCode.Error, failure.Error ?? "refresh failed");
         activity?.SetTag("error.type", errorTag);
@@ -444,6 +446,15 @@ public sealed class TokenManager : IDisposable
             refreshOn: sentOn + lifetime - lead);
         return (state, rotated);
     }
+
+    /// <summary>A bounded set of values for the <c>error</c> tag: the RFC 6749 codes, else the HTTP status, else "unavailable".</summary>
+    private static string ErrorTag(MistralAuthException failure) => failure.Error switch
+    {
+        "invalid_request" or "invalid_client" or "invalid_grant" or "unauthorized_client" or "unsupported_grant_type"
+            or "invalid_scope" or "server_error" or "temporarily_unavailable" => failure.Error,
+        _ when failure.StatusCode is >= 100 and < 600 => string.Create(CultureInfo.InvariantCulture, $"http_{failure.StatusCode}"),
+        _ => "unavailable",
+    };
 
     private TimeSpan BackgroundRetryDelay(int consecutiveFailures)
     {
