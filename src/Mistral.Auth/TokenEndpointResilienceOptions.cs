@@ -29,20 +29,23 @@ public sealed class TokenEndpointResilienceOptions
     public TimeSpan AttemptTimeout { get; set; } = TimeSpan.FromSeconds(10);
 
     /// <summary>Gets or sets the share of failed attempts, within <see cref="CircuitBreakerSamplingDuration"/>, that opens the circuit.</summary>
-    /// <value>Defaults to 0.5 (half). Between 0 (exclusive) and 1.</value>
-    public double CircuitBreakerFailureRatio { get; set; } = 0.5;
+    /// <value>
+    /// Defaults to 0.9: the circuit is for a server that is down, not one that fails now and then (retries cover that).
+    /// Between 0 (exclusive) and 1.
+    /// </value>
+    public double CircuitBreakerFailureRatio { get; set; } = 0.9;
 
     /// <summary>Gets or sets how many attempts must be seen within the sampling duration before the circuit can open.</summary>
-    /// <value>Defaults to 5. At least 2.</value>
-    public int CircuitBreakerMinimumThroughput { get; set; } = 5;
+    /// <value>Defaults to 6 (with the default retries: two refreshes whose every attempt failed). At least 2.</value>
+    public int CircuitBreakerMinimumThroughput { get; set; } = 6;
 
     /// <summary>Gets or sets the window over which failures are counted.</summary>
     /// <value>Defaults to 60 seconds. At least 0.5 seconds.</value>
     public TimeSpan CircuitBreakerSamplingDuration { get; set; } = TimeSpan.FromSeconds(60);
 
     /// <summary>Gets or sets how long the circuit stays open: the token endpoint is not called and refreshes fail at once.</summary>
-    /// <value>Defaults to 30 seconds. At least 0.5 seconds.</value>
-    public TimeSpan CircuitBreakerBreakDuration { get; set; } = TimeSpan.FromSeconds(30);
+    /// <value>Defaults to 15 seconds. At least 0.5 seconds.</value>
+    public TimeSpan CircuitBreakerBreakDuration { get; set; } = TimeSpan.FromSeconds(15);
 
     /// <inheritdoc />
     public override string ToString() =>

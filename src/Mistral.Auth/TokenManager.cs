@@ -101,11 +101,14 @@ public sealed class TokenManager : IDisposable
             _options.AllowedHosts.Count > 0 ? _options.AllowedHosts : [_options.TokenEndpoint.IdnHost]);
     }
 
-    /// <summary>Raised after every successful refresh. Handlers run on a thread-pool thread; exceptions they throw are logged.</summary>
+    /// <summary>
+    /// Raised after every successful refresh, before the callers waiting for it resume. Handlers run on the refresh's
+    /// thread-pool thread and should return quickly; exceptions they throw are logged and otherwise ignored.
+    /// </summary>
     public event EventHandler<TokenRefreshedEventArgs>? TokenRefreshed;
 
     /// <summary>
-    /// Raised after every failed refresh, in the background or not. Check
+    /// Raised after every failed refresh, in the background or not, before the callers waiting for it see the error. Check
     /// <see cref="TokenRefreshFailedEventArgs.RequiresNewCredentials"/> to learn whether only new credentials can help.
     /// </summary>
     public event EventHandler<TokenRefreshFailedEventArgs>? RefreshFailed;
@@ -368,8 +371,8 @@ public sealed class TokenManager : IDisposable
             }
 
             _logger.RefreshScheduled(fresh.Fingerprint, fresh.RefreshOn);
-            completion.SetResult(fresh);
             Raise(TokenRefreshed, new TokenRefreshedEventArgs(fresh.ExpiresOn, reason, rotated), nameof(TokenRefreshed));
+            completion.SetResult(fresh);
             return;
         }
 
@@ -394,8 +397,8 @@ public sealed class TokenManager : IDisposable
             _logger.RefreshFailed(reason, failure.Message, failure);
         }
 
-        completion.SetException(failure);
         Raise(RefreshFailed, new TokenRefreshFailedEventArgs(failure, reason, stillValid), nameof(RefreshFailed));
+        completion.SetException(failure);
     }
 
     private async Task<(AccessTokenState State, bool Rotated)> RefreshCoreAsync(string reason)
