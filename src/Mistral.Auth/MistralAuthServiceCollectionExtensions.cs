@@ -64,7 +64,8 @@ public static class MistralAuthServiceCollectionExtensions
                 () => factory.CreateClient(MistralAuthDefaults.TokenEndpointClientName),
                 sp.GetRequiredService<TimeProvider>(),
                 sp.GetService<ILoggerFactory>(),
-                sp.GetService<IMeterFactory>());
+                sp.GetService<IMeterFactory>(),
+                sp.GetKeyedService<ITokenStore>(MistralAuthDefaults.TokenStoreKey(Options.Options.DefaultName)));
         });
 
         return new MistralAuthBuilder(Options.Options.DefaultName, services);

@@ -42,8 +42,11 @@ public sealed class TokenManager : IDisposable
     private Task<AccessTokenState>? _refresh;
     private long _backgroundRetryAt = long.MinValue;
     private int _consecutiveFailures;
+    private readonly ITokenStore _store;
     private ClientCredentials _credentials;
     private MistralAuthException? _credentialsRejected;
+    private bool _preferLocalCredentials;
+    private string? _lastRejectedAccessToken;
 
     /// <summary>Creates a token manager without dependency injection.</summary>
     /// <param name="options">The settings; they are copied, so later changes to this instance have no effect.</param>
@@ -60,7 +63,28 @@ public sealed class TokenManager : IDisposable
         HttpClient? httpClient = null,
         TimeProvider? timeProvider = null,
         ILoggerFactory? loggerFactory = null)
-        : this(options, httpClient is null ? null : () => httpClient, timeProvider, loggerFactory, meterFactory: null)
+        : this(options, httpClient is null ? null : () => httpClient, timeProvider, loggerFactory, meterFactory: null, tokenStore: null)
+    {
+    }
+
+    /// <summary>Creates a token manager without dependency injection that keeps its tokens in <paramref name="tokenStore"/>.</summary>
+    /// <param name="options">The settings; they are copied, so later changes to this instance have no effect.</param>
+    /// <param name="tokenStore">
+    /// Where the refresh token and the access token are kept between refreshes, for example a <see cref="FileTokenStore"/>.
+    /// When it already holds a refresh token, that one is used rather than <see cref="MistralAuthOptions.RefreshToken"/>.
+    /// </param>
+    /// <param name="httpClient">The client that calls the token endpoint; the manager creates its own when <see langword="null"/>.</param>
+    /// <param name="timeProvider">The clock; <see cref="TimeProvider.System"/> when <see langword="null"/>.</param>
+    /// <param name="loggerFactory">Where logs go; nowhere when <see langword="null"/>.</param>
+    /// <exception cref="ArgumentNullException"><paramref name="options"/> or <paramref name="tokenStore"/> is <see langword="null"/>.</exception>
+    /// <exception cref="ArgumentException">A setting in <paramref name="options"/> is invalid; the message names it.</exception>
+    public TokenManager(
+        MistralAuthOptions options,
+        ITokenStore tokenStore,
+        HttpClient? httpClient = null,
+        TimeProvider? timeProvider = null,
+        ILoggerFactory? loggerFactory = null)
+        : this(options, httpClient is null ? null : () => httpClient, timeProvider, loggerFactory, meterFactory: null, tokenStore ?? throw new ArgumentNullException(nameof(tokenStore)))
     {
     }
 
@@ -70,7 +94,8 @@ public sealed class TokenManager : IDisposable
         Func<HttpClient>? httpClientFactory,
         TimeProvider? timeProvider,
         ILoggerFactory? loggerFactory,
-        IMeterFactory? meterFactory)
+        IMeterFactory? meterFactory,
+        ITokenStore? tokenStore)
     {
         ArgumentNullException.ThrowIfNull(options);
         var failures = MistralAuthOptionsValidator.Check(options);
@@ -97,6 +122,7 @@ public sealed class TokenManager : IDisposable
             onBreak: duration => _logger.TokenEndpointCircuitOpened(duration));
         _endpoint = new TokenEndpointClient(httpClientFactory, _options, pipeline);
         _credentials = new ClientCredentials(_options.ClientId!, _options.ClientSecret, _options.RefreshToken!);
+        _store = tokenStore ?? new InMemoryTokenStore();
         DefaultAllowedHosts = new AllowedHostSet(
             _options.AllowedHosts.Count > 0 ? _options.AllowedHosts : [_options.TokenEndpoint.IdnHost]);
     }
@@ -150,7 +176,8 @@ public sealed class TokenManager : IDisposable
 
     /// <summary>
     /// Supplies new credentials, for example after the token endpoint answered <c>invalid_grant</c>. Refreshes resume
-    /// with them; the current access token, if still valid, goes on being served.
+    /// with them, and the next refresh writes the new refresh token to the token store over whatever it held; the
+    /// current access token, if still valid, goes on being served.
     /// </summary>
     /// <param name="refreshToken">The new refresh token.</param>
     /// <param name="clientSecret">The new client secret, or <see langword="null"/> to keep the current one.</param>
@@ -163,6 +190,7 @@ public sealed class TokenManager : IDisposable
             var current = _credentials;
             _credentials = current with { RefreshToken = refreshToken, ClientSecret = clientSecret ?? current.ClientSecret };
             _credentialsRejected = null;
+            _preferLocalCredentials = true;
             _consecutiveFailures = 0;
             _backgroundRetryAt = long.MinValue;
         }
@@ -212,14 +240,40 @@ public sealed class TokenManager : IDisposable
 
             if (ReferenceEquals(current, rejected))
             {
-                // The server no longer accepts it: nobody else gets it.
+                // The server no longer accepts it: nobody else gets it, and a copy in the store is not adopted.
                 Volatile.Write(ref _state, null);
             }
+
+            _lastRejectedAccessToken = rejected.AccessToken;
 
             refresh = StartOrJoinRefreshLocked("rejected with 401");
         }
 
         return refresh.WaitAsync(cancellationToken);
+    }
+
+    /// <summary>The delay after a failed background refresh, for the keep-alive service.</summary>
+    internal TimeSpan RetryDelay => _options.RefreshRetryDelay;
+
+    /// <summary>
+    /// For the keep-alive service: makes sure a token is held and, once its refresh point has come, refreshes it and
+    /// waits for that. Returns when the next refresh is due.
+    /// </summary>
+    internal async Task<DateTimeOffset> KeepFreshAsync(CancellationToken cancellationToken)
+    {
+        var state = await GetStateAsync(cancellationToken).ConfigureAwait(false);
+        if (_time.GetTimestamp() >= state.RefreshAt)
+        {
+            Task<AccessTokenState> refresh;
+            lock (_gate)
+            {
+                refresh = ReferenceEquals(_state, state) ? StartOrJoinRefreshLocked("keep-alive") : Task.FromResult(_state ?? state);
+            }
+
+            state = await refresh.WaitAsync(cancellationToken).ConfigureAwait(false);
+        }
+
+        return state.RefreshOn;
     }
 
     /// <summary>For tests: completes when no refresh is in flight (a failed one included).</summary>
@@ -406,48 +460,177 @@ public sealed class TokenManager : IDisposable
         _logger.RefreshStarted(reason);
         using var timeout = new CancellationTokenSource(_options.RefreshTimeout, _time);
         using var linked = CancellationTokenSource.CreateLinkedTokenSource(timeout.Token, _disposed.Token);
-
-        // Read inside the single flight, so a rotated refresh token is never sent twice.
-        var credentials = Volatile.Read(ref _credentials);
-        var sentAt = _time.GetTimestamp();
-        var sentOn = _time.GetUtcNow();
-
-        TokenResponse response;
         try
         {
-            response = await _endpoint.RefreshAsync(credentials, linked.Token).ConfigureAwait(false);
+            var refreshLock = await StoreCallAsync(s => s.AcquireRefreshLockAsync(linked.Token), "locked").ConfigureAwait(false);
+            await using (refreshLock.ConfigureAwait(false))
+            {
+                return await RefreshLockedAsync(linked.Token).ConfigureAwait(false);
+            }
         }
         catch (OperationCanceledException ex) when (timeout.IsCancellationRequested && !_disposed.IsCancellationRequested)
         {
             throw new MistralAuthException(
                 $"The token endpoint {_endpoint.EndpointForMessages} did not answer within the refresh timeout of {_options.RefreshTimeout}.", ex);
         }
+    }
 
-        var rotated = false;
-        if (response.RefreshToken is { } newRefreshToken && !string.Equals(newRefreshToken, credentials.RefreshToken, StringComparison.Ordinal))
+    /// <summary>One refresh, holding the store's refresh lock: adopt another instance's token, or ask the server.</summary>
+    private async Task<(AccessTokenState State, bool Rotated)> RefreshLockedAsync(CancellationToken cancellationToken)
+    {
+        // Re-read inside the lock: another instance (or an earlier life of this process) may have refreshed already.
+        var stored = await StoreCallAsync(s => s.ReadAsync(cancellationToken), "read").ConfigureAwait(false);
+        bool preferLocal;
+        string? rejectedToken;
+        lock (_gate)
         {
-            // Kept before the access token is even checked: the old one may already be revoked.
-            lock (_gate)
+            preferLocal = _preferLocalCredentials;
+            rejectedToken = _lastRejectedAccessToken;
+        }
+
+        if (!preferLocal && stored?.AccessToken is { } storedToken
+            && !string.Equals(storedToken, rejectedToken, StringComparison.Ordinal)
+            && !string.Equals(storedToken, Volatile.Read(ref _state)?.AccessToken, StringComparison.Ordinal)
+            && _time.GetUtcNow() < stored.AccessTokenRefreshOn)
+        {
+            SetRefreshToken(stored.RefreshToken);
+            _logger.TokenAdopted();
+            return (StateFrom(storedToken, stored.AccessTokenRefreshOn, stored.AccessTokenExpiresOn), false);
+        }
+
+        // Read inside the single flight, so a rotated refresh token is never sent twice.
+        var credentials = Volatile.Read(ref _credentials);
+        if (stored is not null && !preferLocal)
+        {
+            credentials = credentials with { RefreshToken = stored.RefreshToken };
+        }
+
+        var sentAt = _time.GetTimestamp();
+        var sentOn = _time.GetUtcNow();
+        TokenResponse response;
+        try
+        {
+            response = await _endpoint.RefreshAsync(credentials, cancellationToken).ConfigureAwait(false);
+        }
+        catch (MistralAuthException ex) when (ex.Error == "invalid_grant" && !preferLocal)
+        {
+            // Someone sharing the store may have rotated the refresh token outside the lock: then theirs is the live one.
+            var latest = await StoreCallAsync(s => s.ReadAsync(cancellationToken), "read").ConfigureAwait(false);
+            if (latest is null || string.Equals(latest.RefreshToken, credentials.RefreshToken, StringComparison.Ordinal))
             {
-                if (ReferenceEquals(_credentials, credentials))
-                {
-                    _credentials = credentials with { RefreshToken = newRefreshToken };
-                }
+                throw;
             }
 
-            rotated = true;
+            stored = latest;
+            credentials = credentials with { RefreshToken = latest.RefreshToken };
+            sentAt = _time.GetTimestamp();
+            sentOn = _time.GetUtcNow();
+            response = await _endpoint.RefreshAsync(credentials, cancellationToken).ConfigureAwait(false);
+        }
+
+        var newRefreshToken = response.RefreshToken ?? credentials.RefreshToken;
+        var rotated = !string.Equals(newRefreshToken, credentials.RefreshToken, StringComparison.Ordinal);
+
+        // Kept before the access token is even checked: the old refresh token may already be revoked.
+        SetRefreshToken(newRefreshToken);
+        if (rotated)
+        {
             _logger.RefreshTokenRotated();
         }
 
-        var lifetime = TokenLifetime.Compute(response, sentOn, MistralAuthDefaults.MaxTokenLifetime);
-        var lead = _options.RefreshBeforeExpiry < lifetime / 2 ? _options.RefreshBeforeExpiry : lifetime / 2;
-        var state = new AccessTokenState(
-            response.AccessToken,
-            refreshAt: sentAt + ToTimestampSpan(lifetime - lead),
-            expiresAt: sentAt + ToTimestampSpan(lifetime),
-            expiresOn: sentOn + lifetime,
-            refreshOn: sentOn + lifetime - lead);
+        AccessTokenState state;
+        try
+        {
+            var lifetime = TokenLifetime.Compute(response, sentOn, MistralAuthDefaults.MaxTokenLifetime);
+            var lead = _options.RefreshBeforeExpiry < lifetime / 2 ? _options.RefreshBeforeExpiry : lifetime / 2;
+            state = new AccessTokenState(
+                response.AccessToken,
+                refreshAt: sentAt + ToTimestampSpan(lifetime - lead),
+                expiresAt: sentAt + ToTimestampSpan(lifetime),
+                expiresOn: sentOn + lifetime,
+                refreshOn: sentOn + lifetime - lead);
+        }
+        catch (MistralAuthException)
+        {
+            await PersistAsync(stored?.RefreshToken, new StoredTokens(newRefreshToken, null, sentOn, sentOn), cancellationToken).ConfigureAwait(false);
+            throw;
+        }
+
+        // Persisted before it is served, so a restart (or another instance) carries on from here.
+        await PersistAsync(stored?.RefreshToken, new StoredTokens(newRefreshToken, state.AccessToken, state.RefreshOn, state.ExpiresOn), cancellationToken)
+            .ConfigureAwait(false);
         return (state, rotated);
+    }
+
+    private async Task PersistAsync(string? expectedRefreshToken, StoredTokens tokens, CancellationToken cancellationToken)
+    {
+        try
+        {
+            var written = await _store.TryWriteAsync(expectedRefreshToken, tokens, cancellationToken).ConfigureAwait(false);
+            if (!written)
+            {
+                // Changed under us (a lock that lapsed, or a writer outside Mistral.Auth): ours is what the server issued last.
+                var current = await _store.ReadAsync(cancellationToken).ConfigureAwait(false);
+                written = await _store.TryWriteAsync(current?.RefreshToken, tokens, cancellationToken).ConfigureAwait(false);
+                _logger.TokenStoreConflict();
+            }
+
+            if (written)
+            {
+                lock (_gate)
+                {
+                    _preferLocalCredentials = false;
+                }
+
+                return;
+            }
+        }
+        catch (Exception ex) when (ex is not OperationCanceledException)
+        {
+            _logger.TokenStoreWriteFailed(ex.GetType().Name, ex);
+        }
+
+        // Not persisted: keep using the refresh token held in memory, which is the newest, until a write succeeds.
+        lock (_gate)
+        {
+            _preferLocalCredentials = true;
+        }
+    }
+
+    private async Task<T> StoreCallAsync<T>(Func<ITokenStore, ValueTask<T>> call, string what)
+    {
+        try
+        {
+            return await call(_store).ConfigureAwait(false);
+        }
+        catch (Exception ex) when (ex is not (MistralAuthException or OperationCanceledException))
+        {
+            throw new MistralAuthException($"The token store could not be {what} ({ex.GetType().Name}): the refresh was not attempted.", ex);
+        }
+    }
+
+    private void SetRefreshToken(string refreshToken)
+    {
+        lock (_gate)
+        {
+            if (!string.Equals(_credentials.RefreshToken, refreshToken, StringComparison.Ordinal))
+            {
+                _credentials = _credentials with { RefreshToken = refreshToken };
+            }
+        }
+    }
+
+    /// <summary>A state for a token whose times come from the store (the wall clock of whoever wrote it).</summary>
+    private AccessTokenState StateFrom(string accessToken, DateTimeOffset refreshOn, DateTimeOffset expiresOn)
+    {
+        var now = _time.GetUtcNow();
+        var nowTimestamp = _time.GetTimestamp();
+        return new AccessTokenState(
+            accessToken,
+            refreshAt: nowTimestamp + ToTimestampSpan(refreshOn - now),
+            expiresAt: nowTimestamp + ToTimestampSpan(expiresOn - now),
+            expiresOn: expiresOn,
+            refreshOn: refreshOn);
     }
 
     /// <summary>A bounded set of values for the <c>error</c> tag: the RFC 6749 codes, else the HTTP status, else "unavailable".</summary>

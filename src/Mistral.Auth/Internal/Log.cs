@@ -67,4 +67,16 @@ internal static partial class Log
     [LoggerMessage(EventId = 15, EventName = "EventHandlerFailed", Level = LogLevel.Error,
         Message = "A {Event} event handler threw")]
     public static partial void EventHandlerFailed(this ILogger logger, string @event, Exception exception);
+
+    [LoggerMessage(EventId = 16, EventName = "TokenAdopted", Level = LogLevel.Information,
+        Message = "Another instance sharing the token store had already refreshed; its access token is used")]
+    public static partial void TokenAdopted(this ILogger logger);
+
+    [LoggerMessage(EventId = 17, EventName = "TokenStoreConflict", Level = LogLevel.Warning,
+        Message = "The token store changed while this instance held the refresh lock; the refresh token the server issued last was written over it")]
+    public static partial void TokenStoreConflict(this ILogger logger);
+
+    [LoggerMessage(EventId = 18, EventName = "TokenStoreWriteFailed", Level = LogLevel.Error,
+        Message = "The rotated refresh token could not be written to the token store ({ErrorType}); it is kept in memory and written at the next refresh")]
+    public static partial void TokenStoreWriteFailed(this ILogger logger, string errorType, Exception exception);
 }

@@ -12,6 +12,9 @@ internal static class MistralAuthDefaults
     /// <summary>The name used for the Meter, the ActivitySource and the logger category.</summary>
     public const string TelemetryName = "Mistral.Auth";
 
+    /// <summary>The DI key of the token store of the credential named <paramref name="name"/>.</summary>
+    public static string TokenStoreKey(string name) => $"Mistral.Auth.TokenStore:{name}";
+
     public static readonly TimeSpan RefreshBeforeExpiry = TimeSpan.FromMinutes(5);
 
     public static readonly TimeSpan RefreshTimeout = TimeSpan.FromSeconds(30);

@@ -11,7 +11,8 @@ internal sealed class Harness : IDisposable
         Action<MistralAuthOptions>? configure = null,
         Action<MistralApiSimulator>? setup = null,
         ILoggerFactory? loggerFactory = null,
-        IMeterFactory? meterFactory = null)
+        IMeterFactory? meterFactory = null,
+        ITokenStore? tokenStore = null)
     {
         Time = new ObservableTimeProvider();
         Simulator = MistralApiSimulator.Start(Time);
@@ -26,7 +27,7 @@ internal sealed class Harness : IDisposable
         };
         configure?.Invoke(Options);
         BackChannel = new HttpClient();
-        Manager = new TokenManager(Options, () => BackChannel, Time, loggerFactory, meterFactory);
+        Manager = new TokenManager(Options, () => BackChannel, Time, loggerFactory, meterFactory, tokenStore);
     }
 
     public ObservableTimeProvider Time { get; }

@@ -1,0 +1,237 @@
+using System.Text.Json;
+
+namespace Mistral.Auth;
+
+/// <summary>
+/// An <see cref="ITokenStore"/> in a JSON file, for one machine: the refresh token survives a restart, and processes
+/// on the machine sharing the file refresh one at a time.
+/// </summary>
+/// <remarks>
+/// Writes are atomic (a temporary file, flushed to disk, then renamed over the old one) and, on Linux and macOS, the
+/// file is readable and writable by its owner only. A corrupt or unreadable file is reported as a
+/// <see cref="MistralAuthException"/> and left untouched, never silently replaced. Cross-process locking uses two
+/// companion files, <c>&lt;path&gt;.lock</c> and <c>&lt;path&gt;.write.lock</c>.
+/// </remarks>
+public sealed class FileTokenStore : ITokenStore
+{
+    private const int MaxFileBytes = 1024 * 1024;
+    private const int FormatVersion = 1;
+    private static readonly TimeSpan LockPollInterval = TimeSpan.FromMilliseconds(20);
+
+    private readonly SemaphoreSlim _refreshLock = new(1, 1);
+    private readonly SemaphoreSlim _writeLock = new(1, 1);
+
+    /// <summary>Initializes a new instance of the <see cref="FileTokenStore"/> class.</summary>
+    /// <param name="path">The file; its folder must exist. It is created on the first write.</param>
+    /// <exception cref="ArgumentException"><paramref name="path"/> is null or empty.</exception>
+    public FileTokenStore(string path)
+    {
+        ArgumentException.ThrowIfNullOrEmpty(path);
+        Path = System.IO.Path.GetFullPath(path);
+    }
+
+    /// <summary>Gets the full path of the file.</summary>
+    public string Path { get; }
+
+    /// <inheritdoc />
+    public async ValueTask<StoredTokens?> ReadAsync(CancellationToken cancellationToken)
+    {
+        byte[] bytes;
+        try
+        {
+            var info = new FileInfo(Path);
+            if (!info.Exists)
+            {
+                return null;
+            }
+
+            if (info.Length > MaxFileBytes)
+            {
+                throw Corrupt($"it is {info.Length} bytes, far more than a token store holds");
+            }
+
+            bytes = await File.ReadAllBytesAsync(Path, cancellationToken).ConfigureAwait(false);
+        }
+        catch (Exception ex) when (ex is IOException or UnauthorizedAccessException)
+        {
+            throw new MistralAuthException($"The token store file '{Path}' could not be read: {ex.Message}", ex);
+        }
+
+        return Parse(bytes);
+    }
+
+    /// <inheritdoc />
+    public async ValueTask<bool> TryWriteAsync(string? expectedRefreshToken, StoredTokens tokens, CancellationToken cancellationToken)
+    {
+        ArgumentNullException.ThrowIfNull(tokens);
+        await _writeLock.WaitAsync(cancellationToken).ConfigureAwait(false);
+        try
+        {
+            await using var crossProcess = await LockFileAsync(Path + ".write.lock", cancellationToken).ConfigureAwait(false);
+            var current = await ReadAsync(cancellationToken).ConfigureAwait(false);
+            if (!string.Equals(current?.RefreshToken, expectedRefreshToken, StringComparison.Ordinal))
+            {
+                return false;
+            }
+
+            Write(tokens);
+            return true;
+        }
+        finally
+        {
+            _writeLock.Release();
+        }
+    }
+
+    /// <inheritdoc />
+    public async ValueTask<IAsyncDisposable> AcquireRefreshLockAsync(CancellationToken cancellationToken)
+    {
+        await _refreshLock.WaitAsync(cancellationToken).ConfigureAwait(false);
+        try
+        {
+            var file = await LockFileAsync(Path + ".lock", cancellationToken).ConfigureAwait(false);
+            return new Releaser(file, _refreshLock);
+        }
+        catch
+        {
+            _refreshLock.Release();
+            throw;
+        }
+    }
+
+    private void Write(StoredTokens tokens)
+    {
+        var temporary = $"{Path}.{Guid.NewGuid():N}.tmp";
+        try
+        {
+            using (var stream = new FileStream(temporary, OwnerOnly(FileMode.CreateNew, FileAccess.Write, FileShare.None)))
+            {
+                using (var writer = new Utf8JsonWriter(stream))
+                {
+                    writer.WriteStartObject();
+                    writer.WriteNumber("version", FormatVersion);
+                    writer.WriteString("refresh_token", tokens.RefreshToken);
+                    if (tokens.AccessToken is not null)
+                    {
+                        writer.WriteString("access_token", tokens.AccessToken);
+                        writer.WriteString("refresh_on", tokens.AccessTokenRefreshOn);
+                        writer.WriteString("expires_on", tokens.AccessTokenExpiresOn);
+                    }
+
+                    writer.WriteEndObject();
+                }
+
+                stream.Flush(flushToDisk: true);
+            }
+
+            File.Move(temporary, Path, overwrite: true);
+        }
+        catch (Exception ex) when (ex is IOException or UnauthorizedAccessException)
+        {
+            TryDelete(temporary);
+            throw new MistralAuthException($"The token store file '{Path}' could not be written: {ex.Message}", ex);
+        }
+    }
+
+    private StoredTokens Parse(byte[] bytes)
+    {
+        try
+        {
+            using var document = JsonDocument.Parse(bytes);
+            var root = document.RootElement;
+            if (root.ValueKind != JsonValueKind.Object)
+            {
+                throw Corrupt("it is not a JSON object");
+            }
+
+            if (!root.TryGetProperty("version", out var version) || !version.TryGetInt32(out var number) || number != FormatVersion)
+            {
+                throw Corrupt($"it has no 'version' {FormatVersion}");
+            }
+
+            if (!root.TryGetProperty("refresh_token", out var refresh) || refresh.ValueKind != JsonValueKind.String
+                || string.IsNullOrEmpty(refresh.GetString()))
+            {
+                throw Corrupt("it has no refresh_token");
+            }
+
+            if (!root.TryGetProperty("access_token", out var access) || access.ValueKind != JsonValueKind.String)
+            {
+                return new StoredTokens(refresh.GetString()!, null, DateTimeOffset.MinValue, DateTimeOffset.MinValue);
+            }
+
+            if (!root.TryGetProperty("refresh_on", out var refreshOn) || !refreshOn.TryGetDateTimeOffset(out var refreshAt)
+                || !root.TryGetProperty("expires_on", out var expiresOn) || !expiresOn.TryGetDateTimeOffset(out var expiresAt))
+            {
+                throw Corrupt("its access token has no valid refresh_on and expires_on times");
+            }
+
+            return new StoredTokens(refresh.GetString()!, access.GetString(), refreshAt, expiresAt);
+        }
+        catch (JsonException)
+        {
+            throw Corrupt("it is not valid JSON");
+        }
+    }
+
+    private MistralAuthException Corrupt(string what) =>
+        new($"The token store file '{Path}' is corrupt: {what}. It was left as it is: fix or delete it, then supply the refresh token again.");
+
+    private static FileStreamOptions OwnerOnly(FileMode mode, FileAccess access, FileShare share)
+    {
+        var options = new FileStreamOptions { Mode = mode, Access = access, Share = share };
+        if (!OperatingSystem.IsWindows())
+        {
+            options.UnixCreateMode = UnixFileMode.UserRead | UnixFileMode.UserWrite;
+        }
+
+        return options;
+    }
+
+    /// <summary>Holds a lock file open with no sharing: on Unix .NET takes an advisory lock other processes respect.</summary>
+    private static async Task<FileStream> LockFileAsync(string path, CancellationToken cancellationToken)
+    {
+        while (true)
+        {
+            try
+            {
+                return new FileStream(path, OwnerOnly(FileMode.OpenOrCreate, FileAccess.ReadWrite, FileShare.None));
+            }
+            catch (IOException) when (!cancellationToken.IsCancellationRequested)
+            {
+                // Another process holds it. Lock waits are real time whatever clock the manager uses.
+                await Task.Delay(LockPollInterval, TimeProvider.System, cancellationToken).ConfigureAwait(false);
+            }
+            catch (UnauthorizedAccessException ex)
+            {
+                throw new MistralAuthException($"The token store lock file '{path}' could not be opened: {ex.Message}", ex);
+            }
+        }
+    }
+
+    private static void TryDelete(string path)
+    {
+        try
+        {
+            File.Delete(path);
+        }
+        catch (IOException)
+        {
+            // Best effort: a stray temporary file holds nothing the real one does not.
+        }
+    }
+
+    private sealed class Releaser(FileStream file, SemaphoreSlim semaphore) : IAsyncDisposable
+    {
+        private int _released;
+
+        public async ValueTask DisposeAsync()
+        {
+            if (Interlocked.Exchange(ref _released, 1) == 0)
+            {
+                await file.DisposeAsync().ConfigureAwait(false);
+                semaphore.Release();
+            }
+        }
+    }
+}

@@ -1,0 +1,42 @@
+using Microsoft.Extensions.Hosting;
+
+namespace Mistral.Auth.Internal;
+
+/// <summary>Refreshes the token at its refresh point whether or not requests come (the seed's "automate the refresh").</summary>
+internal sealed class TokenKeepAliveService(TokenManager tokenManager, TimeProvider timeProvider) : BackgroundService
+{
+    protected override async Task ExecuteAsync(CancellationToken stoppingToken)
+    {
+        while (!stoppingToken.IsCancellationRequested)
+        {
+            TimeSpan wait;
+            try
+            {
+                var refreshOn = await tokenManager.KeepFreshAsync(stoppingToken).ConfigureAwait(false);
+                wait = refreshOn - timeProvider.GetUtcNow();
+            }
+            catch (MistralAuthException ex) when (ex.RequiresNewCredentials)
+            {
+                // Nothing to keep alive until new credentials come; look again later.
+                wait = tokenManager.RetryDelay;
+            }
+            catch (MistralAuthException)
+            {
+                wait = tokenManager.RetryDelay;
+            }
+            catch (OperationCanceledException) when (stoppingToken.IsCancellationRequested)
+            {
+                return;
+            }
+
+            try
+            {
+                await Task.Delay(wait > TimeSpan.Zero ? wait : TimeSpan.Zero, timeProvider, stoppingToken).ConfigureAwait(false);
+            }
+            catch (OperationCanceledException)
+            {
+                return;
+            }
+        }
+    }
+}

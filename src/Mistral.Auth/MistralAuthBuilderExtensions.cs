@@ -1,0 +1,61 @@
+using Microsoft.Extensions.DependencyInjection.Extensions;
+using Microsoft.Extensions.Hosting;
+using Mistral.Auth;
+using Mistral.Auth.Internal;
+
+namespace Microsoft.Extensions.DependencyInjection;
+
+/// <summary>Further Mistral.Auth settings, chained after <c>AddMistralAuth(…)</c>.</summary>
+public static class MistralAuthBuilderExtensions
+{
+    /// <summary>
+    /// Keeps the tokens in the given store instead of memory, for example one shared by several instances.
+    /// </summary>
+    /// <param name="builder">The builder from <c>AddMistralAuth</c>.</param>
+    /// <param name="factory">Creates the store (once).</param>
+    /// <returns>The same builder.</returns>
+    /// <exception cref="ArgumentNullException">An argument is <see langword="null"/>.</exception>
+    public static IMistralAuthBuilder UseTokenStore(this IMistralAuthBuilder builder, Func<IServiceProvider, ITokenStore> factory)
+    {
+        ArgumentNullException.ThrowIfNull(builder);
+        ArgumentNullException.ThrowIfNull(factory);
+
+        var key = MistralAuthDefaults.TokenStoreKey(builder.Name);
+        builder.Services.RemoveAllKeyed(typeof(ITokenStore), key);
+        builder.Services.AddKeyedSingleton<ITokenStore>(key, (sp, _) => factory(sp));
+        return builder;
+    }
+
+    /// <summary>
+    /// Keeps the tokens in a JSON file (see <see cref="FileTokenStore"/>): the refresh token survives a restart, and
+    /// processes on the machine sharing the file refresh one at a time.
+    /// </summary>
+    /// <param name="builder">The builder from <c>AddMistralAuth</c>.</param>
+    /// <param name="path">The file; its folder must exist.</param>
+    /// <returns>The same builder.</returns>
+    /// <exception cref="ArgumentNullException"><paramref name="builder"/> is <see langword="null"/>.</exception>
+    /// <exception cref="ArgumentException"><paramref name="path"/> is null or empty.</exception>
+    public static IMistralAuthBuilder UseFileTokenStore(this IMistralAuthBuilder builder, string path)
+    {
+        ArgumentNullException.ThrowIfNull(builder);
+        ArgumentException.ThrowIfNullOrEmpty(path);
+
+        return builder.UseTokenStore(_ => new FileTokenStore(path));
+    }
+
+    /// <summary>
+    /// Adds a hosted service that refreshes the token ahead of its expiry even when no request comes, so the first
+    /// request after an idle hour pays no refresh latency and a refresh token with an idle timeout never lapses.
+    /// </summary>
+    /// <param name="builder">The builder from <c>AddMistralAuth</c>.</param>
+    /// <returns>The same builder.</returns>
+    /// <exception cref="ArgumentNullException"><paramref name="builder"/> is <see langword="null"/>.</exception>
+    public static IMistralAuthBuilder AddKeepAlive(this IMistralAuthBuilder builder)
+    {
+        ArgumentNullException.ThrowIfNull(builder);
+
+        builder.Services.TryAddEnumerable(ServiceDescriptor.Singleton<IHostedService, TokenKeepAliveService>(
+            sp => new TokenKeepAliveService(sp.GetRequiredService<TokenManager>(), sp.GetRequiredService<TimeProvider>())));
+        return builder;
+    }
+}
