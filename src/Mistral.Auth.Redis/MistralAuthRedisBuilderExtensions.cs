@@ -1,0 +1,51 @@
+using Microsoft.Extensions.Options;
+using Mistral.Auth;
+using Mistral.Auth.Redis;
+using StackExchange.Redis;
+
+namespace Microsoft.Extensions.DependencyInjection;
+
+/// <summary>Registers the Redis token store.</summary>
+public static class MistralAuthRedisBuilderExtensions
+{
+    /// <summary>
+    /// Keeps the tokens in Redis, shared by every instance using the same key: one refresh per expiry among them all,
+    /// and a rotated refresh token never lost on restart nor spent twice.
+    /// </summary>
+    /// <param name="builder">The builder from <c>AddMistralAuth</c>.</param>
+    /// <param name="configuration">A StackExchange.Redis configuration string, for example <c>localhost:6379</c>.</param>
+    /// <param name="key">The Redis key; by default <c>mistral-auth:&lt;ClientId&gt;</c> (with the credential's name when it has one).</param>
+    /// <returns>The same builder.</returns>
+    /// <exception cref="ArgumentNullException"><paramref name="builder"/> is <see langword="null"/>.</exception>
+    /// <exception cref="ArgumentException"><paramref name="configuration"/> is null or empty.</exception>
+    public static IMistralAuthBuilder UseRedisTokenStore(this IMistralAuthBuilder builder, string configuration, string? key = null)
+    {
+        ArgumentNullException.ThrowIfNull(builder);
+        ArgumentException.ThrowIfNullOrEmpty(configuration);
+
+        var name = builder.Name;
+        return builder.UseTokenStore(sp => RedisTokenStore.Connect(configuration, key ?? DefaultKey(sp, name)));
+    }
+
+    /// <summary>Keeps the tokens in Redis through a connection the application already has.</summary>
+    /// <param name="builder">The builder from <c>AddMistralAuth</c>.</param>
+    /// <param name="connection">Returns the application's connection; it is not disposed by Mistral.Auth.</param>
+    /// <param name="key">The Redis key; by default <c>mistral-auth:&lt;ClientId&gt;</c>.</param>
+    /// <returns>The same builder.</returns>
+    /// <exception cref="ArgumentNullException">An argument is <see langword="null"/>.</exception>
+    public static IMistralAuthBuilder UseRedisTokenStore(
+        this IMistralAuthBuilder builder, Func<IServiceProvider, IConnectionMultiplexer> connection, string? key = null)
+    {
+        ArgumentNullException.ThrowIfNull(builder);
+        ArgumentNullException.ThrowIfNull(connection);
+
+        var name = builder.Name;
+        return builder.UseTokenStore(sp => new RedisTokenStore(connection(sp), key ?? DefaultKey(sp, name)));
+    }
+
+    private static string DefaultKey(IServiceProvider services, string name)
+    {
+        var clientId = services.GetRequiredService<IOptionsMonitor<MistralAuthOptions>>().Get(name).ClientId;
+        return string.IsNullOrEmpty(name) ? $"mistral-auth:{clientId}" : $"mistral-auth:{name}:{clientId}";
+    }
+}

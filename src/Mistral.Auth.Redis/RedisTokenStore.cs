@@ -1,0 +1,162 @@
+using System.Globalization;
+using Medallion.Threading.Redis;
+using StackExchange.Redis;
+
+namespace Mistral.Auth.Redis;
+
+/// <summary>
+/// An <see cref="ITokenStore"/> in Redis, for several instances sharing one credential: one hash holds the refresh
+/// token and the current access token, compare-and-swap is a Redis transaction, and the refresh lock is a
+/// <see cref="RedisDistributedLock"/> (DistributedLock.Redis).
+/// </summary>
+/// <remarks>
+/// Use a Redis that persists its data (AOF): with rotating refresh tokens, the stored refresh token is the only key to
+/// the account. While Redis is unreachable, instances keep serving the access tokens they hold; refreshes fail (and are
+/// retried) rather than risk spending a refresh token another instance already rotated.
+/// </remarks>
+public sealed class RedisTokenStore : ITokenStore, IDisposable
+{
+    private const string RefreshTokenField = "refresh_token";
+    private const string AccessTokenField = "access_token";
+    private const string RefreshOnField = "refresh_on";
+    private const string ExpiresOnField = "expires_on";
+
+    private readonly IConnectionMultiplexer _redis;
+    private readonly bool _ownsConnection;
+    private readonly RedisKey _key;
+    private readonly RedisKey _lockKey;
+    private readonly TimeSpan _lockTimeout;
+
+    /// <summary>Initializes a new instance of the <see cref="RedisTokenStore"/> class on an existing connection.</summary>
+    /// <param name="redis">The connection; it is not disposed with the store.</param>
+    /// <param name="key">The Redis key of the hash; the lock uses <c>&lt;key&gt;:refresh-lock</c>.</param>
+    /// <param name="lockTimeout">How long to wait for the refresh lock; 30 seconds when <see langword="null"/>.</param>
+    /// <exception cref="ArgumentNullException"><paramref name="redis"/> is <see langword="null"/>.</exception>
+    /// <exception cref="ArgumentException"><paramref name="key"/> is null or empty.</exception>
+    public RedisTokenStore(IConnectionMultiplexer redis, string key, TimeSpan? lockTimeout = null)
+        : this(redis, key, lockTimeout, ownsConnection: false)
+    {
+    }
+
+    private RedisTokenStore(IConnectionMultiplexer redis, string key, TimeSpan? lockTimeout, bool ownsConnection)
+    {
+        ArgumentNullException.ThrowIfNull(redis);
+        ArgumentException.ThrowIfNullOrEmpty(key);
+        _redis = redis;
+        _ownsConnection = ownsConnection;
+        _key = key;
+        _lockKey = key + ":refresh-lock";
+        _lockTimeout = lockTimeout ?? TimeSpan.FromSeconds(30);
+    }
+
+    /// <summary>
+    /// Connects to Redis with a StackExchange.Redis configuration string (for example <c>localhost:6379</c>) and creates
+    /// a store that owns the connection. The connection keeps retrying in the background if Redis is down, and
+    /// commands fail at once rather than queue while it is.
+    /// </summary>
+    /// <param name="configuration">The StackExchange.Redis configuration string.</param>
+    /// <param name="key">The Redis key of the hash.</param>
+    /// <param name="lockTimeout">How long to wait for the refresh lock; 30 seconds when <see langword="null"/>.</param>
+    /// <returns>The store; dispose it to close the connection.</returns>
+    public static RedisTokenStore Connect(string configuration, string key, TimeSpan? lockTimeout = null)
+    {
+        ArgumentException.ThrowIfNullOrEmpty(configuration);
+        var options = ConfigurationOptions.Parse(configuration);
+        options.AbortOnConnectFail = false;
+        options.BacklogPolicy = BacklogPolicy.FailFast;
+        return new RedisTokenStore(ConnectionMultiplexer.Connect(options), key, lockTimeout, ownsConnection: true);
+    }
+
+    /// <summary>Gets the Redis key of the hash.</summary>
+    public string Key => _key.ToString();
+
+    /// <inheritdoc />
+    public async ValueTask<StoredTokens?> ReadAsync(CancellationToken cancellationToken)
+    {
+        cancellationToken.ThrowIfCancellationRequested();
+        var fields = await _redis.GetDatabase().HashGetAllAsync(_key).ConfigureAwait(false);
+        if (fields.Length == 0)
+        {
+            return null;
+        }
+
+        var values = fields.ToDictionary(f => f.Name.ToString(), f => f.Value, StringComparer.Ordinal);
+        if (!values.TryGetValue(RefreshTokenField, out var refreshToken) || refreshToken.IsNullOrEmpty)
+        {
+            throw Corrupt("it has no refresh_token");
+        }
+
+        if (!values.TryGetValue(AccessTokenField, out var accessToken) || accessToken.IsNullOrEmpty)
+        {
+            return new StoredTokens(refreshToken!, null, DateTimeOffset.MinValue, DateTimeOffset.MinValue);
+        }
+
+        if (!TryTime(values, RefreshOnField, out var refreshOn) || !TryTime(values, ExpiresOnField, out var expiresOn))
+        {
+            throw Corrupt("its access token has no valid refresh_on and expires_on times");
+        }
+
+        return new StoredTokens(refreshToken!, accessToken!, refreshOn, expiresOn);
+    }
+
+    /// <inheritdoc />
+    public async ValueTask<bool> TryWriteAsync(string? expectedRefreshToken, StoredTokens tokens, CancellationToken cancellationToken)
+    {
+        ArgumentNullException.ThrowIfNull(tokens);
+        cancellationToken.ThrowIfCancellationRequested();
+
+        var transaction = _redis.GetDatabase().CreateTransaction();
+        transaction.AddCondition(expectedRefreshToken is null
+            ? Condition.KeyNotExists(_key)
+            : Condition.HashEqual(_key, RefreshTokenField, expectedRefreshToken));
+        _ = transaction.KeyDeleteAsync(_key);
+        var entries = new List<HashEntry>(4) { new(RefreshTokenField, tokens.RefreshToken) };
+        if (tokens.AccessToken is not null)
+        {
+            entries.Add(new(AccessTokenField, tokens.AccessToken));
+            entries.Add(new(RefreshOnField, tokens.AccessTokenRefreshOn.ToUnixTimeMilliseconds()));
+            entries.Add(new(ExpiresOnField, tokens.AccessTokenExpiresOn.ToUnixTimeMilliseconds()));
+        }
+
+        _ = transaction.HashSetAsync(_key, [.. entries]);
+        return await transaction.ExecuteAsync().ConfigureAwait(false);
+    }
+
+    /// <inheritdoc />
+    public async ValueTask<IAsyncDisposable> AcquireRefreshLockAsync(CancellationToken cancellationToken)
+    {
+        // Waiters poll briefly: a refresh holds the lock for one round trip to the token endpoint, and every
+        // instance waiting for it would otherwise sleep up to the library's default of most of a second.
+        var redisLock = new RedisDistributedLock(
+            _lockKey,
+            _redis.GetDatabase(),
+            options => options.BusyWaitSleepTime(TimeSpan.FromMilliseconds(5), TimeSpan.FromMilliseconds(50)));
+        var handle = await redisLock.TryAcquireAsync(_lockTimeout, cancellationToken).ConfigureAwait(false);
+        return handle ?? throw new MistralAuthException(
+            string.Create(CultureInfo.InvariantCulture, $"The Redis refresh lock '{_lockKey}' was not free within {_lockTimeout}: another instance has held it too long."));
+    }
+
+    /// <summary>Closes the connection if the store opened it (<see cref="Connect"/>).</summary>
+    public void Dispose()
+    {
+        if (_ownsConnection)
+        {
+            _redis.Dispose();
+        }
+    }
+
+    private static bool TryTime(Dictionary<string, RedisValue> values, string field, out DateTimeOffset time)
+    {
+        time = default;
+        if (!values.TryGetValue(field, out var value) || !value.TryParse(out long milliseconds))
+        {
+            return false;
+        }
+
+        time = DateTimeOffset.FromUnixTimeMilliseconds(milliseconds);
+        return true;
+    }
+
+    private MistralAuthException Corrupt(string what) =>
+        new($"The Redis token store '{_key}' is corrupt: {what}. It was left as it is: fix or delete the key, then supply the refresh token again.");
+}
