@@ -42,7 +42,9 @@ public sealed class FileTokenStore : ITokenStore
             var info = new FileInfo(Path);
             if (!info.Exists)
             {
-                return null;
+                return Directory.Exists(Path)
+                    ? throw new MistralAuthException($"The token store file '{Path}' could not be read: it is a folder.")
+                    : null;
             }
 
             if (info.Length > MaxFileBytes)

@@ -1,5 +1,6 @@
 using System.Globalization;
 using System.Net.Http.Headers;
+using System.Net.Sockets;
 using System.Text;
 using System.Text.Json;
 using Polly;
@@ -51,9 +52,19 @@ internal sealed class TokenEndpointClient
                         Content = CreateContent(credentials),
                     };
                     request.Headers.Accept.Add(AcceptJson);
-                    var attemptResponse = await _httpClientFactory()
-                        .SendAsync(request, HttpCompletionOption.ResponseHeadersRead, token)
-                        .ConfigureAwait(false);
+                    HttpResponseMessage attemptResponse;
+                    try
+                    {
+                        attemptResponse = await _httpClientFactory()
+                            .SendAsync(request, HttpCompletionOption.ResponseHeadersRead, token)
+                            .ConfigureAwait(false);
+                    }
+                    catch (Exception ex) when (ex is IOException or SocketException)
+                    {
+                        // A connection reset can surface raw: it is a network error like any other.
+                        throw new HttpRequestException(HttpRequestError.Unknown, "The connection to the token endpoint failed.", ex);
+                    }
+
                     return await BufferBoundedAsync(attemptResponse, token).ConfigureAwait(false);
                 },
                 cancellationToken).ConfigureAwait(false);
@@ -159,7 +170,7 @@ internal sealed class TokenEndpointClient
             response.Content = buffered;
             return response;
         }
-        catch (IOException ex)
+        catch (Exception ex) when (ex is IOException or SocketException)
         {
             response.Dispose();
             throw new HttpRequestException(HttpRequestError.ResponseEnded, "The token endpoint's answer broke off.", ex);
@@ -391,7 +402,7 @@ internal sealed class TokenEndpointClient
         string.Create(CultureInfo.InvariantCulture, $"HTTP {(int)response.StatusCode} ({response.StatusCode})");
 
     private static string Describe(HttpRequestException ex) =>
-        ex.InnerException is System.Net.Sockets.SocketException socket
+        ex.InnerException is SocketException socket
             ? socket.SocketErrorCode.ToString()
             : ex.HttpRequestError.ToString();
 }

@@ -1,16 +1,16 @@
-using System.Collections.Concurrent;
 using Microsoft.Extensions.Time.Testing;
 
 namespace Mistral.Auth.Tests.Helpers;
 
 /// <summary>
-/// A <see cref="FakeTimeProvider"/> that tells when a timer is created, so a test can advance time exactly when the
+/// A <see cref="FakeTimeProvider"/> that tells when a timer is armed, so a test can advance time exactly when the
 /// code under test is waiting on it, instead of guessing with real delays.
 /// </summary>
 internal sealed class ObservableTimeProvider : FakeTimeProvider
 {
-    private readonly ConcurrentQueue<(TimeSpan DueTime, TaskCompletionSource Signal)> _waiters = new();
-    private readonly ConcurrentBag<TimeSpan> _created = [];
+    private readonly object _gate = new();
+    private readonly Dictionary<TimeSpan, int> _armed = [];
+    private readonly List<(TimeSpan DueTime, int Occurrence, TaskCompletionSource Signal)> _waiters = [];
 
     public ObservableTimeProvider()
         : base(TestClock.Start)
@@ -24,6 +24,28 @@ internal sealed class ObservableTimeProvider : FakeTimeProvider
         return timer;
     }
 
+    /// <summary>Completes once a timer due after exactly <paramref name="dueTime"/> has been armed (now or before).</summary>
+    public Task WaitForTimerAsync(TimeSpan dueTime) => WaitForTimerAsync(dueTime, occurrence: 1);
+
+    /// <summary>Completes once the <paramref name="occurrence"/>-th timer due after <paramref name="dueTime"/> has been armed.</summary>
+    public Task WaitForTimerAsync(TimeSpan dueTime, int occurrence)
+    {
+        var signal = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
+        lock (_gate)
+        {
+            if (_armed.GetValueOrDefault(dueTime) >= occurrence)
+            {
+                signal.TrySetResult();
+            }
+            else
+            {
+                _waiters.Add((dueTime, occurrence, signal));
+            }
+        }
+
+        return signal.Task.WaitAsync(TimeSpan.FromSeconds(30));
+    }
+
     private void Armed(TimeSpan dueTime)
     {
         if (dueTime == Timeout.InfiniteTimeSpan)
@@ -31,12 +53,13 @@ internal sealed class ObservableTimeProvider : FakeTimeProvider
             return;
         }
 
-        _created.Add(dueTime);
-        foreach (var (wanted, signal) in _waiters)
+        lock (_gate)
         {
-            if (dueTime == wanted)
+            var count = _armed[dueTime] = _armed.GetValueOrDefault(dueTime) + 1;
+            foreach (var waiter in _waiters.Where(w => w.DueTime == dueTime && w.Occurrence <= count).ToList())
             {
-                signal.TrySetResult();
+                waiter.Signal.TrySetResult();
+                _waiters.Remove(waiter);
             }
         }
     }
@@ -54,18 +77,5 @@ internal sealed class ObservableTimeProvider : FakeTimeProvider
         public void Dispose() => inner.Dispose();
 
         public ValueTask DisposeAsync() => inner.DisposeAsync();
-    }
-
-    /// <summary>Completes once a timer due after exactly <paramref name="dueTime"/> has been created (now or before).</summary>
-    public Task WaitForTimerAsync(TimeSpan dueTime)
-    {
-        var signal = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
-        _waiters.Enqueue((dueTime, signal));
-        if (_created.Contains(dueTime))
-        {
-            signal.TrySetResult();
-        }
-
-        return signal.Task.WaitAsync(TimeSpan.FromSeconds(30));
     }
 }
