@@ -293,8 +293,9 @@ public sealed class TokenManager : IDisposable
         var state = Volatile.Read(ref _state);
         if (state is not null && now < state.ExpiresAt)
         {
-            // Refresh is due but the token is still good: refresh in the background, nobody waits.
-            if (Volatile.Read(ref _refresh) is null && now >= Volatile.Read(ref _backgroundRetryAt))
+            // Refresh is due but the token is still good: refresh in the background, nobody waits. (The state read
+            // here may be newer than the one that sent the caller down this path: only a due one is refreshed.)
+            if (now >= state.RefreshAt && Volatile.Read(ref _refresh) is null && now >= Volatile.Read(ref _backgroundRetryAt))
             {
                 lock (_gate)
                 {
