@@ -130,6 +130,12 @@ public sealed class MistralApiSimulator : IDisposable
         }
     }
 
+    /// <summary>Gets the <c>scope</c> of the last token request, if it had one.</summary>
+    public string? LastScope { get; private set; }
+
+    /// <summary>Gets or sets a static API key the API accepts besides the tokens it issued (as the public Mistral API does).</summary>
+    public string? ApiKey { get; set; }
+
     /// <summary>Gets the body of the last token request, as received.</summary>
     public string? LastTokenRequestBody { get; private set; }
 
@@ -209,7 +215,8 @@ public sealed class MistralApiSimulator : IDisposable
                 return Json(400, """{"error":"invalid_request","error_description":"The body must be JSON or form-encoded."}""");
             }
 
-            if (fields.GetValueOrDefault("grant_type") != "refresh_token")
+            var grant = fields.GetValueOrDefault("grant_type");
+            if (grant is not ("refresh_token" or "client_credentials"))
             {
                 return Json(400, """{"error":"unsupported_grant_type"}""");
             }
@@ -219,17 +226,18 @@ public sealed class MistralApiSimulator : IDisposable
                 return Json(401, """{"error":"invalid_client","error_description":"Client authentication failed."}""");
             }
 
+            LastScope = fields.GetValueOrDefault("scope");
             var refreshToken = fields.GetValueOrDefault("refresh_token");
-            if (refreshToken is null || !_validRefreshTokens.Contains(refreshToken))
+            if (grant == "refresh_token" && (refreshToken is null || !_validRefreshTokens.Contains(refreshToken)))
             {
                 InvalidGrants++;
                 return Json(400, """{"error":"invalid_grant","error_description":"The refresh token is invalid, expired or already used."}""");
             }
 
             string? rotated = null;
-            if (RotateRefreshTokens)
+            if (grant == "refresh_token" && RotateRefreshTokens)
             {
-                _validRefreshTokens.Remove(refreshToken);
+                _validRefreshTokens.Remove(refreshToken!);
                 rotated = $"simulated-refresh-token-{++_tokenSequence}-{Guid.NewGuid():N}";
                 _validRefreshTokens.Add(rotated);
                 _issuedRefreshTokens.Add(rotated);
@@ -281,6 +289,11 @@ public sealed class MistralApiSimulator : IDisposable
             {
                 ApiMissingToken++;
                 return Unauthorized("invalid_request", "No bearer token.");
+            }
+
+            if (ApiKey is not null && token == ApiKey)
+            {
+                return Json(200, """{"object":"list","data":[{"id":"mistral-small-latest","object":"model"}]}""");
             }
 
             if (!_accessTokenExpiry.TryGetValue(token, out var expiresAt) || _revoked.Contains(token))

@@ -44,6 +44,34 @@ public static class MistralAuthBuilderExtensions
     }
 
     /// <summary>
+    /// Supplies tokens from the application's own <see cref="IAccessTokenSource"/>; the manager still caches them,
+    /// refreshes them ahead of expiry with a single flight, attaches them and retries a 401.
+    /// </summary>
+    /// <param name="builder">The builder from <c>AddMistralAuth</c>.</param>
+    /// <param name="factory">Creates the source (once).</param>
+    /// <returns>The same builder.</returns>
+    /// <exception cref="ArgumentNullException">An argument is <see langword="null"/>.</exception>
+    public static IMistralAuthBuilder UseTokenSource(this IMistralAuthBuilder builder, Func<IServiceProvider, IAccessTokenSource> factory)
+    {
+        ArgumentNullException.ThrowIfNull(builder);
+        ArgumentNullException.ThrowIfNull(factory);
+
+        builder.Services.AddOptions<MistralAuthOptions>(builder.Name).Configure<IServiceProvider>((options, sp) => options.TokenSource = factory(sp));
+        return builder;
+    }
+
+    /// <summary>Supplies tokens from a delegate of the application's (see <see cref="UseTokenSource(IMistralAuthBuilder, Func{IServiceProvider, IAccessTokenSource})"/>).</summary>
+    /// <param name="builder">The builder from <c>AddMistralAuth</c>.</param>
+    /// <param name="getToken">Gets a new token; called once per refresh.</param>
+    /// <returns>The same builder.</returns>
+    /// <exception cref="ArgumentNullException">An argument is <see langword="null"/>.</exception>
+    public static IMistralAuthBuilder UseTokenSource(this IMistralAuthBuilder builder, Func<CancellationToken, ValueTask<AccessTokenResult>> getToken)
+    {
+        ArgumentNullException.ThrowIfNull(getToken);
+        return builder.UseTokenSource(_ => new DelegateTokenSource(getToken));
+    }
+
+    /// <summary>
     /// Adds a hosted service that refreshes the token ahead of its expiry even when no request comes, so the first
     /// request after an idle hour pays no refresh latency and a refresh token with an idle timeout never lapses.
     /// </summary>
@@ -54,8 +82,15 @@ public static class MistralAuthBuilderExtensions
     {
         ArgumentNullException.ThrowIfNull(builder);
 
-        builder.Services.TryAddEnumerable(ServiceDescriptor.Singleton<IHostedService, TokenKeepAliveService>(
-            sp => new TokenKeepAliveService(sp.GetRequiredService<TokenManager>(), sp.GetRequiredService<TimeProvider>())));
+        var name = builder.Name;
+        var marker = $"Mistral.Auth.KeepAlive:{name}";
+        if (!builder.Services.Any(d => d.IsKeyedService && d.ServiceType == typeof(KeepAliveMarker) && Equals(d.ServiceKey, marker)))
+        {
+            builder.Services.AddKeyedSingleton<KeepAliveMarker>(marker);
+            builder.Services.AddSingleton<IHostedService>(sp => new TokenKeepAliveService(
+                sp.GetRequiredKeyedService<TokenManager>(name), sp.GetRequiredService<TimeProvider>()));
+        }
+
         return builder;
     }
 }

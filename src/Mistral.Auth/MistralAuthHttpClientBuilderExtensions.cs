@@ -21,9 +21,21 @@ public static class MistralAuthHttpClientBuilderExtensions
     /// <param name="builder">The client's builder, from <c>services.AddHttpClient(…)</c>.</param>
     /// <returns>The same builder, for chaining.</returns>
     /// <exception cref="ArgumentNullException"><paramref name="builder"/> is <see langword="null"/>.</exception>
-    public static IHttpClientBuilder AddMistralAuthHandler(this IHttpClientBuilder builder)
+    public static IHttpClientBuilder AddMistralAuthHandler(this IHttpClientBuilder builder) =>
+        builder.AddMistralAuthHandler(Options.Options.DefaultName);
+
+    /// <summary>
+    /// Adds a <see cref="MistralAuthHandler"/> that uses the credential registered as <paramref name="name"/> with
+    /// <c>services.AddMistralAuth(name, …)</c>.
+    /// </summary>
+    /// <param name="builder">The client's builder, from <c>services.AddHttpClient(…)</c>.</param>
+    /// <param name="name">The credential's name.</param>
+    /// <returns>The same builder, for chaining.</returns>
+    /// <exception cref="ArgumentNullException">An argument is <see langword="null"/>.</exception>
+    public static IHttpClientBuilder AddMistralAuthHandler(this IHttpClientBuilder builder, string name)
     {
         ArgumentNullException.ThrowIfNull(builder);
+        ArgumentNullException.ThrowIfNull(name);
 
         // Learn the client's BaseAddress after every other configuration of it has run.
         var baseAddress = new BaseAddressCapture();
@@ -34,9 +46,10 @@ public static class MistralAuthHttpClientBuilderExtensions
 
         return builder.AddHttpMessageHandler(sp =>
         {
-            var tokenManager = sp.GetService<TokenManager>()
-                ?? throw new InvalidOperationException(
-                    "AddMistralAuthHandler() needs the Mistral.Auth services: call services.AddMistralAuth(…) as well.");
+            var tokenManager = sp.GetKeyedService<TokenManager>(name)
+                ?? throw new InvalidOperationException(string.IsNullOrEmpty(name)
+                    ? "AddMistralAuthHandler() needs the Mistral.Auth services: call services.AddMistralAuth(…) as well."
+                    : $"AddMistralAuthHandler(\"{name}\") needs the credential '{name}': call services.AddMistralAuth(\"{name}\", …) as well.");
             return new MistralAuthHandler(tokenManager, sp.GetService<ILogger<MistralAuthHandler>>(), baseAddress);
         });
     }

@@ -16,16 +16,35 @@ public sealed class MistralAuthOptions
     public Uri TokenEndpoint { get; set; } = new(MistralAuthDefaults.TokenEndpoint);
 
     /// <summary>Gets or sets the OAuth 2.0 client identifier sent as <c>client_id</c>.</summary>
-    /// <value>Required. No default.</value>
+    /// <value>Required for the refresh_token and client_credentials grants. No default.</value>
     public string? ClientId { get; set; }
 
     /// <summary>Gets or sets the client secret sent as <c>client_secret</c>.</summary>
     /// <value>No default. Leave it unset for a public client; it is then left out of the request.</value>
     public string? ClientSecret { get; set; }
 
+    /// <summary>
+    /// Gets or sets a static API key, the way the public Mistral API authenticates today: sent as the bearer token and
+    /// never refreshed. A 401 then means the key is invalid or revoked and is reported as a <see cref="MistralAuthException"/>.
+    /// </summary>
+    /// <value>No default. Set either this or the OAuth settings, not both.</value>
+    public string? ApiKey { get; set; }
+
+    /// <summary>Gets or sets the <c>scope</c> requested with the client_credentials grant.</summary>
+    /// <value>No default: no scope is sent.</value>
+    public string? Scope { get; set; }
+
+    /// <summary>
+    /// Gets or sets a source of tokens of the application's own; the manager still caches, refreshes ahead of expiry,
+    /// attaches and retries. Usually set with <c>AddMistralAuth(…).UseTokenSource(…)</c>.
+    /// </summary>
+    /// <value>No default.</value>
+    public IAccessTokenSource? TokenSource { get; set; }
+
     /// <summary>Gets or sets the initial refresh token.</summary>
     /// <value>
-    /// Required. No default. When the token endpoint rotates refresh tokens, the newest one replaces this one in
+    /// Required for the refresh_token grant. No default. With a <see cref="ClientId"/> and <see cref="ClientSecret"/> but no
+    /// refresh token, the client_credentials grant is used instead. When the token endpoint rotates refresh tokens, the newest one replaces this one in
     /// memory and the old one is never sent again.
     /// </value>
     public string? RefreshToken { get; set; }
@@ -78,7 +97,15 @@ public sealed class MistralAuthOptions
     /// <returns>A description of the settings that is safe to log.</returns>
     public override string ToString() => string.Create(
         CultureInfo.InvariantCulture,
-        $"TokenEndpoint={TokenEndpoint}, ClientId={ClientId ?? "(null)"}, ClientSecret={Mask(ClientSecret)}, RefreshToken={Mask(RefreshToken)}, RefreshBeforeExpiry={RefreshBeforeExpiry}, TokenRequestFormat={TokenRequestFormat}, RefreshTimeout={RefreshTimeout}, RefreshRetryDelay={RefreshRetryDelay}, AllowedHosts=[{string.Join(", ", AllowedHosts)}], Resilience=({Resilience})");
+        $"TokenEndpoint={TokenEndpoint}, ClientId={ClientId ?? "(null)"}, ClientSecret={Mask(ClientSecret)}, RefreshToken={Mask(RefreshToken)}, ApiKey={Mask(ApiKey)}, Scope={Scope ?? "(null)"}, TokenSource={(TokenSource is null ? "(null)" : TokenSource.GetType().Name)}, RefreshBeforeExpiry={RefreshBeforeExpiry}, TokenRequestFormat={TokenRequestFormat}, RefreshTimeout={RefreshTimeout}, RefreshRetryDelay={RefreshRetryDelay}, AllowedHosts=[{string.Join(", ", AllowedHosts)}], Resilience=({Resilience})");
+
+    /// <summary>Which way tokens are obtained, from the settings present.</summary>
+    internal CredentialMode Mode =>
+        TokenSource is not null ? CredentialMode.TokenSource
+        : !string.IsNullOrWhiteSpace(ApiKey) ? CredentialMode.ApiKey
+        : !string.IsNullOrWhiteSpace(RefreshToken) ? CredentialMode.RefreshToken
+        : !string.IsNullOrWhiteSpace(ClientId) && !string.IsNullOrWhiteSpace(ClientSecret) ? CredentialMode.ClientCredentials
+        : CredentialMode.None;
 
     private static string Mask(string? secret) => secret is null ? "(null)" : "***";
 
@@ -91,6 +118,9 @@ public sealed class MistralAuthOptions
             ClientId = ClientId,
             ClientSecret = ClientSecret,
             RefreshToken = RefreshToken,
+            ApiKey = ApiKey,
+            Scope = Scope,
+            TokenSource = TokenSource,
             RefreshBeforeExpiry = RefreshBeforeExpiry,
             TokenRequestFormat = TokenRequestFormat,
             RefreshTimeout = RefreshTimeout,

@@ -9,24 +9,22 @@ using Mistral.Auth.Internal;
 namespace Microsoft.Extensions.DependencyInjection;
 
 /// <summary>Registers Mistral.Auth in an <see cref="IServiceCollection"/>.</summary>
+/// <remarks>
+/// The default credential's <see cref="TokenManager"/> is a singleton resolved as <c>TokenManager</c>; a named one
+/// (<c>AddMistralAuth("team-a", …)</c>) is a keyed singleton: <c>GetRequiredKeyedService&lt;TokenManager&gt;("team-a")</c>.
+/// </remarks>
 public static class MistralAuthServiceCollectionExtensions
 {
     /// <summary>
     /// Registers the <see cref="TokenManager"/> singleton and its settings, configured in code. The settings are
-    /// validated when the host starts (or on first use without a host); a bad setting fails with a message naming it.
+    /// validated when the host starts (or on first use without a host); a bad one fails with a message naming it.
     /// </summary>
     /// <param name="services">The service collection.</param>
     /// <param name="configure">Sets the <see cref="MistralAuthOptions"/>.</param>
     /// <returns>A builder for further Mistral.Auth settings.</returns>
     /// <exception cref="ArgumentNullException">An argument is <see langword="null"/>.</exception>
-    public static IMistralAuthBuilder AddMistralAuth(this IServiceCollection services, Action<MistralAuthOptions> configure)
-    {
-        ArgumentNullException.ThrowIfNull(services);
-        ArgumentNullException.ThrowIfNull(configure);
-
-        services.AddOptions<MistralAuthOptions>().Configure(configure);
-        return AddCore(services);
-    }
+    public static IMistralAuthBuilder AddMistralAuth(this IServiceCollection services, Action<MistralAuthOptions> configure) =>
+        services.AddMistralAuth(Options.Options.DefaultName, configure);
 
     /// <summary>
     /// Registers the <see cref="TokenManager"/> singleton with settings bound from configuration, for example
@@ -37,37 +35,77 @@ public static class MistralAuthServiceCollectionExtensions
     /// <param name="configuration">The configuration section holding the <see cref="MistralAuthOptions"/> properties.</param>
     /// <returns>A builder for further Mistral.Auth settings.</returns>
     /// <exception cref="ArgumentNullException">An argument is <see langword="null"/>.</exception>
-    public static IMistralAuthBuilder AddMistralAuth(this IServiceCollection services, IConfiguration configuration)
+    public static IMistralAuthBuilder AddMistralAuth(this IServiceCollection services, IConfiguration configuration) =>
+        services.AddMistralAuth(Options.Options.DefaultName, configuration);
+
+    /// <summary>
+    /// Registers a named credential, configured in code, for apps that use several (one per team, tenant or key). Its
+    /// <see cref="TokenManager"/> is the keyed singleton <paramref name="name"/>; attach it to a client with
+    /// <c>AddMistralAuthHandler(name)</c>.
+    /// </summary>
+    /// <param name="services">The service collection.</param>
+    /// <param name="name">The credential's name.</param>
+    /// <param name="configure">Sets its <see cref="MistralAuthOptions"/>.</param>
+    /// <returns>A builder for further settings of this credential.</returns>
+    /// <exception cref="ArgumentNullException">An argument is <see langword="null"/>.</exception>
+    public static IMistralAuthBuilder AddMistralAuth(this IServiceCollection services, string name, Action<MistralAuthOptions> configure)
     {
         ArgumentNullException.ThrowIfNull(services);
-        ArgumentNullException.ThrowIfNull(configuration);
+        ArgumentNullException.ThrowIfNull(name);
+        ArgumentNullException.ThrowIfNull(configure);
 
-        services.AddOptions<MistralAuthOptions>().Bind(configuration);
-        return AddCore(services);
+        services.AddOptions<MistralAuthOptions>(name).Configure(configure);
+        return AddCore(services, name);
     }
 
-    private static MistralAuthBuilder AddCore(IServiceCollection services)
+    /// <summary>Registers a named credential with settings bound from configuration.</summary>
+    /// <param name="services">The service collection.</param>
+    /// <param name="name">The credential's name.</param>
+    /// <param name="configuration">The configuration section holding its <see cref="MistralAuthOptions"/> properties.</param>
+    /// <returns>A builder for further settings of this credential.</returns>
+    /// <exception cref="ArgumentNullException">An argument is <see langword="null"/>.</exception>
+    public static IMistralAuthBuilder AddMistralAuth(this IServiceCollection services, string name, IConfiguration configuration)
     {
-        services.AddOptions<MistralAuthOptions>().ValidateOnStart();
+        ArgumentNullException.ThrowIfNull(services);
+        ArgumentNullException.ThrowIfNull(name);
+        ArgumentNullException.ThrowIfNull(configuration);
+
+        services.AddOptions<MistralAuthOptions>(name).Bind(configuration);
+        return AddCore(services, name);
+    }
+
+    private static MistralAuthBuilder AddCore(IServiceCollection services, string name)
+    {
+        services.AddOptions<MistralAuthOptions>(name).ValidateOnStart();
         services.TryAddEnumerable(ServiceDescriptor.Singleton<IValidateOptions<MistralAuthOptions>, MistralAuthOptionsValidator>());
         services.TryAddSingleton(TimeProvider.System);
 
         // The back-channel to the token endpoint: a named client, so users can add resilience or a proxy to it.
         services.AddHttpClient(MistralAuthDefaults.TokenEndpointClientName);
 
-        services.TryAddSingleton(static sp =>
+        if (!services.Any(d => d.IsKeyedService && d.ServiceType == typeof(TokenManager) && Equals(d.ServiceKey, name)))
         {
-            var options = sp.GetRequiredService<IOptionsMonitor<MistralAuthOptions>>().Get(Options.Options.DefaultName);
-            var factory = sp.GetRequiredService<IHttpClientFactory>();
-            return new TokenManager(
-                options,
-                () => factory.CreateClient(MistralAuthDefaults.TokenEndpointClientName),
-                sp.GetRequiredService<TimeProvider>(),
-                sp.GetService<ILoggerFactory>(),
-                sp.GetService<IMeterFactory>(),
-                sp.GetKeyedService<ITokenStore>(MistralAuthDefaults.TokenStoreKey(Options.Options.DefaultName)));
-        });
+            services.AddKeyedSingleton<TokenManager>(name, static (sp, key) => Create(sp, (string)key!));
+        }
 
-        return new MistralAuthBuilder(Options.Options.DefaultName, services);
+        if (name == Options.Options.DefaultName)
+        {
+            services.TryAddSingleton(static sp => sp.GetRequiredKeyedService<TokenManager>(Options.Options.DefaultName));
+        }
+
+        return new MistralAuthBuilder(name, services);
+    }
+
+    private static TokenManager Create(IServiceProvider services, string name)
+    {
+        var options = services.GetRequiredService<IOptionsMonitor<MistralAuthOptions>>().Get(name);
+        var factory = services.GetRequiredService<IHttpClientFactory>();
+        return new TokenManager(
+            options,
+            () => factory.CreateClient(MistralAuthDefaults.TokenEndpointClientName),
+            services.GetRequiredService<TimeProvider>(),
+            services.GetService<ILoggerFactory>(),
+            services.GetService<IMeterFactory>(),
+            services.GetKeyedService<ITokenStore>(MistralAuthDefaults.TokenStoreKey(name)));
     }
 }

@@ -43,9 +43,11 @@ public sealed class TokenManager : IDisposable
     private long _backgroundRetryAt = long.MinValue;
     private int _consecutiveFailures;
     private readonly ITokenStore _store;
+    private readonly CredentialMode _mode;
     private ClientCredentials _credentials;
     private MistralAuthException? _credentialsRejected;
     private bool _preferLocalCredentials;
+    private MistralAuthException? _lastFailure;
     private string? _lastRejectedAccessToken;
 
     /// <summary>Creates a token manager without dependency injection.</summary>
@@ -121,8 +123,17 @@ public sealed class TokenManager : IDisposable
             onRetry: (attempt, outcome) => _logger.TokenEndpointRetry(outcome, attempt),
             onBreak: duration => _logger.TokenEndpointCircuitOpened(duration));
         _endpoint = new TokenEndpointClient(httpClientFactory, _options, pipeline);
-        _credentials = new ClientCredentials(_options.ClientId!, _options.ClientSecret, _options.RefreshToken!);
+        _mode = _options.Mode;
+        _credentials = new ClientCredentials(
+            _options.ClientId ?? string.Empty,
+            _options.ClientSecret,
+            _mode == CredentialMode.RefreshToken ? _options.RefreshToken : null);
         _store = tokenStore ?? new InMemoryTokenStore();
+        if (_mode == CredentialMode.ApiKey)
+        {
+            // A static key: valid until the server says otherwise, never refreshed.
+            _state = new AccessTokenState(_options.ApiKey!, long.MaxValue, long.MaxValue, DateTimeOffset.MaxValue, DateTimeOffset.MaxValue);
+        }
         DefaultAllowedHosts = new AllowedHostSet(
             _options.AllowedHosts.Count > 0 ? _options.AllowedHosts : [_options.TokenEndpoint.IdnHost]);
     }
@@ -198,6 +209,26 @@ public sealed class TokenManager : IDisposable
         _logger.CredentialsUpdated();
     }
 
+    /// <summary>
+    /// Supplies a new client secret (for the client_credentials grant, or after <c>invalid_client</c>); refreshes resume
+    /// with it.
+    /// </summary>
+    /// <param name="clientSecret">The new client secret.</param>
+    /// <exception cref="ArgumentException"><paramref name="clientSecret"/> is null, empty or white space.</exception>
+    public void UpdateClientSecret(string clientSecret)
+    {
+        ArgumentException.ThrowIfNullOrWhiteSpace(clientSecret);
+        lock (_gate)
+        {
+            _credentials = _credentials with { ClientSecret = clientSecret };
+            _credentialsRejected = null;
+            _consecutiveFailures = 0;
+            _backgroundRetryAt = long.MinValue;
+        }
+
+        _logger.CredentialsUpdated();
+    }
+
     /// <summary>Stops any refresh in flight and releases the HTTP client the manager created for itself.</summary>
     public void Dispose()
     {
@@ -229,6 +260,12 @@ public sealed class TokenManager : IDisposable
     internal Task<AccessTokenState> RefreshAfterRejectionAsync(AccessTokenState rejected, CancellationToken cancellationToken)
     {
         ObjectDisposedException.ThrowIf(_disposed.IsCancellationRequested, this);
+        if (_mode == CredentialMode.ApiKey)
+        {
+            return Task.FromException<AccessTokenState>(new MistralAuthException(
+                "The API answered 401 to the API key: it is invalid or has been revoked. Replace MistralAuthOptions.ApiKey; the request was not retried."));
+        }
+
         Task<AccessTokenState> refresh;
         lock (_gate)
         {
@@ -250,6 +287,46 @@ public sealed class TokenManager : IDisposable
         }
 
         return refresh.WaitAsync(cancellationToken);
+    }
+
+    /// <summary>For the health check: the state of the token, without calling any server.</summary>
+    internal (TokenHealth Status, string Description) GetHealth()
+    {
+        MistralAuthException? failure;
+        MistralAuthException? rejected;
+        lock (_gate)
+        {
+            failure = _lastFailure;
+            rejected = _credentialsRejected;
+        }
+
+        var state = Volatile.Read(ref _state);
+        var valid = state is not null && _time.GetTimestamp() < state.ExpiresAt;
+        if (valid && _mode == CredentialMode.ApiKey)
+        {
+            return (TokenHealth.Healthy, "Using a static API key.");
+        }
+
+        if (valid)
+        {
+            return failure is null
+                ? (TokenHealth.Healthy, FormattableString.Invariant($"Access token valid until {state!.ExpiresOn:O}."))
+                : (TokenHealth.Degraded, FormattableString.Invariant($"Refreshing fails, but the access token is valid until {state!.ExpiresOn:O}: {failure.Message}"));
+        }
+
+        if (rejected is not null)
+        {
+            return (TokenHealth.Unhealthy, $"No valid access token: the credentials were rejected ({rejected.Error}); supply new ones.");
+        }
+
+        if (failure is not null)
+        {
+            return (TokenHealth.Unhealthy, $"No valid access token: {failure.Message}");
+        }
+
+        return state is null
+            ? (TokenHealth.Degraded, "No access token has been requested yet.")
+            : (TokenHealth.Degraded, "The access token expired while idle; the next request refreshes it.");
     }
 
     /// <summary>The delay after a failed background refresh, for the keep-alive service.</summary>
@@ -398,9 +475,11 @@ public sealed class TokenManager : IDisposable
                 Volatile.Write(ref _state, fresh);
                 _backgroundRetryAt = long.MinValue;
                 _consecutiveFailures = 0;
+                _lastFailure = null;
             }
             else
             {
+                _lastFailure = failure;
                 _consecutiveFailures++;
                 retryDelay = BackgroundRetryDelay(_consecutiveFailures);
                 _backgroundRetryAt = _time.GetTimestamp() + ToTimestampSpan(retryDelay);
@@ -463,6 +542,12 @@ public sealed class TokenManager : IDisposable
         using var linked = CancellationTokenSource.CreateLinkedTokenSource(timeout.Token, _disposed.Token);
         try
         {
+            if (_mode != CredentialMode.RefreshToken)
+            {
+                // Nothing to persist or share: no refresh token to lose or to race.
+                return (await AcquireWithoutRefreshTokenAsync(linked.Token).ConfigureAwait(false), false);
+            }
+
             var refreshLock = await StoreCallAsync(s => s.AcquireRefreshLockAsync(linked.Token), "locked").ConfigureAwait(false);
             await using (refreshLock.ConfigureAwait(false))
             {
@@ -529,7 +614,7 @@ public sealed class TokenManager : IDisposable
             response = await _endpoint.RefreshAsync(credentials, cancellationToken).ConfigureAwait(false);
         }
 
-        var newRefreshToken = response.RefreshToken ?? credentials.RefreshToken;
+        var newRefreshToken = response.RefreshToken ?? credentials.RefreshToken!;
         var rotated = !string.Equals(newRefreshToken, credentials.RefreshToken, StringComparison.Ordinal);
 
         // Kept before the access token is even checked: the old refresh token may already be revoked.
@@ -542,14 +627,7 @@ public sealed class TokenManager : IDisposable
         AccessTokenState state;
         try
         {
-            var lifetime = TokenLifetime.Compute(response, sentOn, MistralAuthDefaults.MaxTokenLifetime);
-            var lead = _options.RefreshBeforeExpiry < lifetime / 2 ? _options.RefreshBeforeExpiry : lifetime / 2;
-            state = new AccessTokenState(
-                response.AccessToken,
-                refreshAt: sentAt + ToTimestampSpan(lifetime - lead),
-                expiresAt: sentAt + ToTimestampSpan(lifetime),
-                expiresOn: sentOn + lifetime,
-                refreshOn: sentOn + lifetime - lead);
+            state = CreateState(response, sentAt, sentOn);
         }
         catch (MistralAuthException)
         {
@@ -561,6 +639,57 @@ public sealed class TokenManager : IDisposable
         await PersistAsync(stored?.RefreshToken, new StoredTokens(newRefreshToken, state.AccessToken, state.RefreshOn, state.ExpiresOn), cancellationToken)
             .ConfigureAwait(false);
         return (state, rotated);
+    }
+
+    /// <summary>The client_credentials grant, or the application's own token source.</summary>
+    private async Task<AccessTokenState> AcquireWithoutRefreshTokenAsync(CancellationToken cancellationToken)
+    {
+        var sentAt = _time.GetTimestamp();
+        var sentOn = _time.GetUtcNow();
+        TokenResponse response;
+        if (_mode == CredentialMode.TokenSource)
+        {
+            AccessTokenResult result;
+            try
+            {
+                result = await _options.TokenSource!.GetTokenAsync(cancellationToken).ConfigureAwait(false);
+            }
+            catch (Exception ex) when (ex is not (MistralAuthException or OperationCanceledException))
+            {
+                throw new MistralAuthException($"The token source {_options.TokenSource!.GetType().Name} failed ({ex.GetType().Name}).", ex);
+            }
+
+            if (result is null)
+            {
+                throw new MistralAuthException($"The token source {_options.TokenSource!.GetType().Name} returned no token.");
+            }
+
+            long? expiresIn = result.ExpiresOn is { } expiresOn ? (long)Math.Floor((expiresOn - sentOn).TotalSeconds) : null;
+            if (expiresIn <= 0)
+            {
+                throw new MistralAuthException($"The token source {_options.TokenSource!.GetType().Name} returned a token that has already expired.");
+            }
+
+            response = new TokenResponse { AccessToken = result.AccessToken, ExpiresIn = expiresIn };
+        }
+        else
+        {
+            response = await _endpoint.RefreshAsync(Volatile.Read(ref _credentials), cancellationToken).ConfigureAwait(false);
+        }
+
+        return CreateState(response, sentAt, sentOn);
+    }
+
+    private AccessTokenState CreateState(TokenResponse response, long sentAt, DateTimeOffset sentOn)
+    {
+        var lifetime = TokenLifetime.Compute(response, sentOn, MistralAuthDefaults.MaxTokenLifetime);
+        var lead = _options.RefreshBeforeExpiry < lifetime / 2 ? _options.RefreshBeforeExpiry : lifetime / 2;
+        return new AccessTokenState(
+            response.AccessToken,
+            refreshAt: sentAt + ToTimestampSpan(lifetime - lead),
+            expiresAt: sentAt + ToTimestampSpan(lifetime),
+            expiresOn: sentOn + lifetime,
+            refreshOn: sentOn + lifetime - lead);
     }
 
     private async Task PersistAsync(string? expectedRefreshToken, StoredTokens tokens, CancellationToken cancellationToken)

@@ -99,8 +99,7 @@ public class MistralAuthServiceCollectionExtensionsTests
         var error = Assert.Throws<OptionsValidationException>(() => provider.GetRequiredService<IOptions<MistralAuthOptions>>().Value);
 
         Assert.Contains(error.Failures, f => f.Contains("TokenEndpoint must use HTTPS", StringComparison.Ordinal));
-        Assert.Contains(error.Failures, f => f.Contains("ClientId is required", StringComparison.Ordinal));
-        Assert.Contains(error.Failures, f => f.Contains("RefreshToken is required", StringComparison.Ordinal));
+        Assert.Contains(error.Failures, f => f.Contains("No credential is configured: set MistralAuthOptions.ApiKey; or RefreshToken with ClientId", StringComparison.Ordinal));
         Assert.Contains(error.Failures, f => f.Contains("RefreshBeforeExpiry must not be negative", StringComparison.Ordinal));
         Assert.Throws<OptionsValidationException>(() => provider.GetRequiredService<TokenManager>());
     }
@@ -125,8 +124,9 @@ public class MistralAuthServiceCollectionExtensionsTests
         services.AddMistralAuth(o => o.RefreshToken = "b");
         await using var provider = services.BuildServiceProvider();
 
-        Assert.Single(services, d => d.ServiceType == typeof(TokenManager));
-        Assert.NotNull(provider.GetRequiredService<TokenManager>());
+        Assert.Single(services, d => d.ServiceType == typeof(TokenManager) && !d.IsKeyedService);
+        Assert.Single(services, d => d.ServiceType == typeof(TokenManager) && d.IsKeyedService);
+        Assert.Same(provider.GetRequiredService<TokenManager>(), provider.GetRequiredKeyedService<TokenManager>(string.Empty));
     }
 
     [Fact]

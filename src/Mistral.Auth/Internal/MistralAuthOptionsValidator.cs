@@ -30,14 +30,20 @@ internal sealed class MistralAuthOptionsValidator : IValidateOptions<MistralAuth
             failures.Add("MistralAuthOptions.TokenEndpoint must use HTTPS (plain HTTP is allowed only to a loopback address).");
         }
 
-        if (string.IsNullOrWhiteSpace(options.ClientId))
+        switch (options.Mode)
         {
-            failures.Add("MistralAuthOptions.ClientId is required.");
-        }
-
-        if (string.IsNullOrWhiteSpace(options.RefreshToken))
-        {
-            failures.Add("MistralAuthOptions.RefreshToken is required.");
+            case CredentialMode.None:
+                failures.Add("No credential is configured: set MistralAuthOptions.ApiKey; or RefreshToken with ClientId (refresh_token grant); or ClientId with ClientSecret (client_credentials grant); or a TokenSource.");
+                break;
+            case CredentialMode.ApiKey when !string.IsNullOrWhiteSpace(options.RefreshToken) || !string.IsNullOrWhiteSpace(options.ClientSecret):
+                failures.Add("MistralAuthOptions.ApiKey is set together with RefreshToken or ClientSecret: choose the API key or the OAuth credentials, not both.");
+                break;
+            case CredentialMode.TokenSource when !string.IsNullOrWhiteSpace(options.ApiKey) || !string.IsNullOrWhiteSpace(options.RefreshToken):
+                failures.Add("MistralAuthOptions.TokenSource is set together with ApiKey or RefreshToken: choose one way of obtaining tokens.");
+                break;
+            case CredentialMode.RefreshToken when string.IsNullOrWhiteSpace(options.ClientId):
+                failures.Add("MistralAuthOptions.ClientId is required with a RefreshToken.");
+                break;
         }
 
         if (options.RefreshBeforeExpiry < TimeSpan.Zero)

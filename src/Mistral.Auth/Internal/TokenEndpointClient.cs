@@ -110,16 +110,26 @@ internal sealed class TokenEndpointClient
         }
     }
 
+    /// <summary>
+    /// The refresh_token grant (RFC 6749 §6) when there is a refresh token, else the client_credentials grant (§4.4);
+    /// client credentials in the body (§2.3.1).
+    /// </summary>
     private HttpContent CreateContent(ClientCredentials credentials)
     {
+        var grant = credentials.RefreshToken is null ? "client_credentials" : "refresh_token";
         if (_options.TokenRequestFormat == TokenRequestFormat.Form)
         {
-            var fields = new List<KeyValuePair<string, string>>(4)
+            var fields = new List<KeyValuePair<string, string>>(5) { new("grant_type", grant) };
+            if (credentials.RefreshToken is not null)
             {
-                new("grant_type", "refresh_token"),
-                new("refresh_token", credentials.RefreshToken),
-                new("client_id", credentials.ClientId),
-            };
+                fields.Add(new("refresh_token", credentials.RefreshToken));
+            }
+            else if (_options.Scope is not null)
+            {
+                fields.Add(new("scope", _options.Scope));
+            }
+
+            fields.Add(new("client_id", credentials.ClientId));
             if (credentials.ClientSecret is not null)
             {
                 fields.Add(new("client_secret", credentials.ClientSecret));
@@ -139,8 +149,16 @@ internal sealed class TokenEndpointClient
                 writer.WriteString("client_secret", credentials.ClientSecret);
             }
 
-            writer.WriteString("grant_type", "refresh_token");
-            writer.WriteString("refresh_token", credentials.RefreshToken);
+            writer.WriteString("grant_type", grant);
+            if (credentials.RefreshToken is not null)
+            {
+                writer.WriteString("refresh_token", credentials.RefreshToken);
+            }
+            else if (_options.Scope is not null)
+            {
+                writer.WriteString("scope", _options.Scope);
+            }
+
             writer.WriteEndObject();
         }
 
@@ -375,7 +393,10 @@ internal sealed class TokenEndpointClient
         }
 
         // A server may echo what it was sent; the secrets never reach a message.
-        serverText = serverText.Replace(credentials.RefreshToken, "***", StringComparison.Ordinal);
+        if (!string.IsNullOrEmpty(credentials.RefreshToken))
+        {
+            serverText = serverText.Replace(credentials.RefreshToken, "***", StringComparison.Ordinal);
+        }
         if (!string.IsNullOrEmpty(credentials.ClientSecret))
         {
             serverText = serverText.Replace(credentials.ClientSecret, "***", StringComparison.Ordinal);

@@ -1,0 +1,7 @@
+namespace Mistral.Auth.Internal;
+
+/// <summary>Adapts a delegate to <see cref="IAccessTokenSource"/>.</summary>
+internal sealed class DelegateTokenSource(Func<CancellationToken, ValueTask<AccessTokenResult>> getToken) : IAccessTokenSource
+{
+    public ValueTask<AccessTokenResult> GetTokenAsync(CancellationToken cancellationToken) => getToken(cancellationToken);
+}
