@@ -14,33 +14,54 @@ public static class MistralAuthRedisBuilderExtensions
     /// </summary>
     /// <param name="builder">The builder from <c>AddMistralAuth</c>.</param>
     /// <param name="configuration">A StackExchange.Redis configuration string, for example <c>localhost:6379</c>.</param>
-    /// <param name="key">The Redis key; by default <c>mistral-auth:&lt;ClientId&gt;</c> (with the credential's name when it has one).</param>
+    /// <returns>The same builder.</returns>
+    /// <remarks>The Redis key is <c>mistral-auth:&lt;ClientId&gt;</c> (with the credential's name when it has one).</remarks>
+    /// <exception cref="ArgumentNullException"><paramref name="builder"/> is <see langword="null"/>.</exception>
+    /// <exception cref="ArgumentException"><paramref name="configuration"/> is null or empty.</exception>
+    public static IMistralAuthBuilder UseRedisTokenStore(this IMistralAuthBuilder builder, string configuration) =>
+        builder.UseRedisTokenStore(configuration, key: null!);
+
+    /// <summary>Keeps the tokens in Redis under the given key (see <see cref="UseRedisTokenStore(IMistralAuthBuilder, string)"/>).</summary>
+    /// <param name="builder">The builder from <c>AddMistralAuth</c>.</param>
+    /// <param name="configuration">A StackExchange.Redis configuration string, for example <c>localhost:6379</c>.</param>
+    /// <param name="key">The Redis key every instance sharing the credential uses.</param>
     /// <returns>The same builder.</returns>
     /// <exception cref="ArgumentNullException"><paramref name="builder"/> is <see langword="null"/>.</exception>
     /// <exception cref="ArgumentException"><paramref name="configuration"/> is null or empty.</exception>
-    public static IMistralAuthBuilder UseRedisTokenStore(this IMistralAuthBuilder builder, string configuration, string? key = null)
+    public static IMistralAuthBuilder UseRedisTokenStore(this IMistralAuthBuilder builder, string configuration, string key)
     {
         ArgumentNullException.ThrowIfNull(builder);
         ArgumentException.ThrowIfNullOrEmpty(configuration);
 
         var name = builder.Name;
-        return builder.UseTokenStore(sp => RedisTokenStore.Connect(configuration, key ?? DefaultKey(sp, name)));
+        string? chosen = key;
+        return builder.UseTokenStore(sp => RedisTokenStore.Connect(configuration, chosen ?? DefaultKey(sp, name)));
     }
 
     /// <summary>Keeps the tokens in Redis through a connection the application already has.</summary>
     /// <param name="builder">The builder from <c>AddMistralAuth</c>.</param>
     /// <param name="connection">Returns the application's connection; it is not disposed by Mistral.Auth.</param>
-    /// <param name="key">The Redis key; by default <c>mistral-auth:&lt;ClientId&gt;</c>.</param>
+    /// <returns>The same builder.</returns>
+    /// <remarks>The Redis key is <c>mistral-auth:&lt;ClientId&gt;</c> (with the credential's name when it has one).</remarks>
+    /// <exception cref="ArgumentNullException">An argument is <see langword="null"/>.</exception>
+    public static IMistralAuthBuilder UseRedisTokenStore(this IMistralAuthBuilder builder, Func<IServiceProvider, IConnectionMultiplexer> connection) =>
+        builder.UseRedisTokenStore(connection, key: null!);
+
+    /// <summary>Keeps the tokens in Redis under the given key, through a connection the application already has.</summary>
+    /// <param name="builder">The builder from <c>AddMistralAuth</c>.</param>
+    /// <param name="connection">Returns the application's connection; it is not disposed by Mistral.Auth.</param>
+    /// <param name="key">The Redis key every instance sharing the credential uses.</param>
     /// <returns>The same builder.</returns>
     /// <exception cref="ArgumentNullException">An argument is <see langword="null"/>.</exception>
     public static IMistralAuthBuilder UseRedisTokenStore(
-        this IMistralAuthBuilder builder, Func<IServiceProvider, IConnectionMultiplexer> connection, string? key = null)
+        this IMistralAuthBuilder builder, Func<IServiceProvider, IConnectionMultiplexer> connection, string key)
     {
         ArgumentNullException.ThrowIfNull(builder);
         ArgumentNullException.ThrowIfNull(connection);
 
         var name = builder.Name;
-        return builder.UseTokenStore(sp => new RedisTokenStore(connection(sp), key ?? DefaultKey(sp, name)));
+        string? chosen = key;
+        return builder.UseTokenStore(sp => new RedisTokenStore(connection(sp), chosen ?? DefaultKey(sp, name)));
     }
 
     private static string DefaultKey(IServiceProvider services, string name)

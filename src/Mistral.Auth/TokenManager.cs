@@ -58,35 +58,20 @@ public sealed class TokenManager : IDisposable
     /// </param>
     /// <param name="timeProvider">The clock; <see cref="TimeProvider.System"/> when <see langword="null"/>.</param>
     /// <param name="loggerFactory">Where logs go; nowhere when <see langword="null"/>.</param>
+    /// <param name="tokenStore">
+    /// Where the refresh token and the access token are kept between refreshes, for example a <see cref="FileTokenStore"/>;
+    /// memory when <see langword="null"/>. When it already holds a refresh token, that one is used rather than
+    /// <see cref="MistralAuthOptions.RefreshToken"/>.
+    /// </param>
     /// <exception cref="ArgumentNullException"><paramref name="options"/> is <see langword="null"/>.</exception>
     /// <exception cref="ArgumentException">A setting in <paramref name="options"/> is invalid; the message names it.</exception>
     public TokenManager(
         MistralAuthOptions options,
         HttpClient? httpClient = null,
         TimeProvider? timeProvider = null,
-        ILoggerFactory? loggerFactory = null)
-        : this(options, httpClient is null ? null : () => httpClient, timeProvider, loggerFactory, meterFactory: null, tokenStore: null)
-    {
-    }
-
-    /// <summary>Creates a token manager without dependency injection that keeps its tokens in <paramref name="tokenStore"/>.</summary>
-    /// <param name="options">The settings; they are copied, so later changes to this instance have no effect.</param>
-    /// <param name="tokenStore">
-    /// Where the refresh token and the access token are kept between refreshes, for example a <see cref="FileTokenStore"/>.
-    /// When it already holds a refresh token, that one is used rather than <see cref="MistralAuthOptions.RefreshToken"/>.
-    /// </param>
-    /// <param name="httpClient">The client that calls the token endpoint; the manager creates its own when <see langword="null"/>.</param>
-    /// <param name="timeProvider">The clock; <see cref="TimeProvider.System"/> when <see langword="null"/>.</param>
-    /// <param name="loggerFactory">Where logs go; nowhere when <see langword="null"/>.</param>
-    /// <exception cref="ArgumentNullException"><paramref name="options"/> or <paramref name="tokenStore"/> is <see langword="null"/>.</exception>
-    /// <exception cref="ArgumentException">A setting in <paramref name="options"/> is invalid; the message names it.</exception>
-    public TokenManager(
-        MistralAuthOptions options,
-        ITokenStore tokenStore,
-        HttpClient? httpClient = null,
-        TimeProvider? timeProvider = null,
-        ILoggerFactory? loggerFactory = null)
-        : this(options, httpClient is null ? null : () => httpClient, timeProvider, loggerFactory, meterFactory: null, tokenStore ?? throw new ArgumentNullException(nameof(tokenStore)))
+        ILoggerFactory? loggerFactory = null,
+        ITokenStore? tokenStore = null)
+        : this(options, httpClient is null ? null : () => httpClient, timeProvider, loggerFactory, meterFactory: null, tokenStore)
     {
     }
 

@@ -24,7 +24,7 @@ ITokenStore tokenStore = store.StartsWith("redis:", StringComparison.Ordinal)
     ? RedisTokenStore.Connect(store["redis:".Length..], Arg("key"))
     : new FileTokenStore(store["file:".Length..]);
 
-using var manager = new TokenManager(options, tokenStore);
+using var manager = new TokenManager(options, tokenStore: tokenStore);
 using var client = new HttpClient(new MistralAuthHandler(manager) { InnerHandler = new SocketsHttpHandler() })
 {
     BaseAddress = new Uri(Arg("api")),

@@ -135,8 +135,8 @@ public sealed class FileTokenStoreTests : IDisposable
             RefreshToken = simulator.InitialRefreshToken,
             RefreshBeforeExpiry = TimeSpan.FromSeconds(20),
         };
-        using var a = new TokenManager(options, new FileTokenStore(StorePath), timeProvider: time);
-        using var b = new TokenManager(options, new FileTokenStore(StorePath), timeProvider: time);
+        using var a = new TokenManager(options, timeProvider: time, tokenStore: new FileTokenStore(StorePath));
+        using var b = new TokenManager(options, timeProvider: time, tokenStore: new FileTokenStore(StorePath));
 
         for (var second = 0; second < 600; second += 5)
         {
