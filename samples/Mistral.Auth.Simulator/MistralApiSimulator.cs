@@ -147,6 +147,19 @@ public sealed class MistralApiSimulator : IDisposable
     /// <returns>The running simulator.</returns>
     public static MistralApiSimulator Start(TimeProvider? time = null) => new(time ?? TimeProvider.System);
 
+    /// <summary>Whether the API would accept this bearer token now (issued here, not revoked, not expired on the server's clock).</summary>
+    /// <param name="token">The access token.</param>
+    /// <returns><see langword="true"/> when it is acceptable.</returns>
+    public bool Accepts(string token)
+    {
+        lock (_gate)
+        {
+            return (ApiKey is not null && token == ApiKey)
+                || (_accessTokenExpiry.TryGetValue(token, out var expiresAt) && !_revoked.Contains(token)
+                    && ServerNow.ToUnixTimeMilliseconds() < expiresAt * 1000);
+        }
+    }
+
     /// <summary>Revokes every access token issued so far: the API answers 401 to them from now on.</summary>
     public void RevokeAccessTokens()
     {

@@ -44,6 +44,7 @@ public sealed class TokenManager : IDisposable
     private int _consecutiveFailures;
     private readonly ITokenStore _store;
     private readonly CredentialMode _mode;
+    private readonly bool _coarseClock;
     private ClientCredentials _credentials;
     private MistralAuthException? _credentialsRejected;
     private bool _preferLocalCredentials;
@@ -100,6 +101,7 @@ public sealed class TokenManager : IDisposable
         }
 
         _time = timeProvider ?? TimeProvider.System;
+        _coarseClock = ReferenceEquals(_time, TimeProvider.System);
         _logger = (ILogger?)loggerFactory?.CreateLogger<TokenManager>() ?? NullLogger.Instance;
         Telemetry = MistralAuthTelemetry.Create(meterFactory);
         var pipeline = TokenEndpointPipeline.Create(
@@ -159,7 +161,7 @@ public sealed class TokenManager : IDisposable
     public ValueTask<string> GetAccessTokenAsync(CancellationToken cancellationToken = default)
     {
         var state = Volatile.Read(ref _state);
-        if (state is not null && _time.GetTimestamp() < state.RefreshAt)
+        if (state is not null && FastNow() < state.FastRefreshAt)
         {
             return new ValueTask<string>(state.AccessToken);
         }
@@ -230,7 +232,7 @@ public sealed class TokenManager : IDisposable
     internal ValueTask<AccessTokenState> GetStateAsync(CancellationToken cancellationToken)
     {
         var state = Volatile.Read(ref _state);
-        if (state is not null && _time.GetTimestamp() < state.RefreshAt)
+        if (state is not null && FastNow() < state.FastRefreshAt)
         {
             return new ValueTask<AccessTokenState>(state);
         }
@@ -669,12 +671,14 @@ public sealed class TokenManager : IDisposable
     {
         var lifetime = TokenLifetime.Compute(response, sentOn, MistralAuthDefaults.MaxTokenLifetime);
         var lead = _options.RefreshBeforeExpiry < lifetime / 2 ? _options.RefreshBeforeExpiry : lifetime / 2;
+        var refreshAt = sentAt + ToTimestampSpan(lifetime - lead);
         return new AccessTokenState(
             response.AccessToken,
-            refreshAt: sentAt + ToTimestampSpan(lifetime - lead),
+            refreshAt: refreshAt,
             expiresAt: sentAt + ToTimestampSpan(lifetime),
             expiresOn: sentOn + lifetime,
-            refreshOn: sentOn + lifetime - lead);
+            refreshOn: sentOn + lifetime - lead,
+            fastRefreshAt: FastDeadline(refreshAt));
     }
 
     private async Task PersistAsync(string? expectedRefreshToken, StoredTokens tokens, CancellationToken cancellationToken)
@@ -740,12 +744,14 @@ public sealed class TokenManager : IDisposable
     {
         var now = _time.GetUtcNow();
         var nowTimestamp = _time.GetTimestamp();
+        var refreshAt = nowTimestamp + ToTimestampSpan(refreshOn - now);
         return new AccessTokenState(
             accessToken,
-            refreshAt: nowTimestamp + ToTimestampSpan(refreshOn - now),
+            refreshAt: refreshAt,
             expiresAt: nowTimestamp + ToTimestampSpan(expiresOn - now),
             expiresOn: expiresOn,
-            refreshOn: refreshOn);
+            refreshOn: refreshOn,
+            fastRefreshAt: FastDeadline(refreshAt));
     }
 
     /// <summary>A bounded set of values for the <c>error</c> tag: the RFC 6749 codes, else the HTTP status, else "unavailable".</summary>
@@ -780,6 +786,29 @@ public sealed class TokenManager : IDisposable
         {
             _logger.EventHandlerFailed(name, ex);
         }
+    }
+
+    /// <summary>
+    /// The clock the hot path reads. With the system clock it is <see cref="Environment.TickCount64"/>: monotonic like
+    /// <see cref="TimeProvider.GetTimestamp"/>, but a few nanoseconds to read instead of tens, at millisecond
+    /// resolution (deadlines on it are set <see cref="CoarseClockMargin"/> early to cover that). Any other
+    /// <see cref="TimeProvider"/> (a fake one in tests) is read exactly.
+    /// </summary>
+    private long FastNow() => _coarseClock ? Environment.TickCount64 : _time.GetTimestamp();
+
+    /// <summary>Early enough to cover the coarse clock's resolution (a few milliseconds on Linux, ~16 on Windows).</summary>
+    private const long CoarseClockMargin = 50;
+
+    /// <summary>A <see cref="TimeProvider.GetTimestamp"/> deadline on the fast clock.</summary>
+    private long FastDeadline(long timestampDeadline)
+    {
+        if (!_coarseClock || timestampDeadline == long.MaxValue)
+        {
+            return timestampDeadline;
+        }
+
+        var remainingMilliseconds = (timestampDeadline - _time.GetTimestamp()) * 1000.0 / _time.TimestampFrequency;
+        return Environment.TickCount64 + (long)Math.Floor(remainingMilliseconds) - CoarseClockMargin;
     }
 
     private long ToTimestampSpan(TimeSpan span) => (long)(span.Ticks * (_time.TimestampFrequency / (double)TimeSpan.TicksPerSecond));

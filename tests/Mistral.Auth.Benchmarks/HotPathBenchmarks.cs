@@ -1,11 +1,14 @@
-using System.Net;
 using System.Net.Http.Headers;
 using BenchmarkDotNet.Attributes;
+using Duende.IdentityModel.OidcClient;
 using Mistral.Auth.Simulator;
 
 namespace Mistral.Auth.Benchmarks;
 
-/// <summary>The cost Mistral.Auth adds to every request while the token is valid.</summary>
+/// <summary>
+/// What Mistral.Auth adds to every request while the token is valid: HttpClient → handler → a stub returning a cached
+/// 200, against the floor (a handler setting one precomputed header) and the peer (Duende's RefreshTokenDelegatingHandler).
+/// </summary>
 [MemoryDiagnoser]
 public class HotPathBenchmarks
 {
@@ -13,27 +16,21 @@ public class HotPathBenchmarks
 
     private MistralApiSimulator _simulator = null!;
     private TokenManager _manager = null!;
-    private HttpMessageInvoker _floor = null!;
-    private HttpMessageInvoker _mistralAuth = null!;
-    private HttpRequestMessage _request = null!;
+    private HttpClient _floor = null!;
+    private HttpClient _mistralAuth = null!;
+    private HttpClient _duende = null!;
 
     [GlobalSetup]
     public void Setup()
     {
         _simulator = MistralApiSimulator.Start();
         _simulator.AccessTokenLifetime = TimeSpan.FromHours(1);
-        _manager = new TokenManager(new MistralAuthOptions
-        {
-            TokenEndpoint = _simulator.TokenEndpoint,
-            ClientId = _simulator.ClientId,
-            ClientSecret = _simulator.ClientSecret,
-            RefreshToken = _simulator.InitialRefreshToken,
-        });
+        _manager = new TokenManager(Candidates.Options(_simulator));
         var token = _manager.GetAccessTokenAsync().AsTask().GetAwaiter().GetResult();
 
-        _floor = new HttpMessageInvoker(new StaticHeaderHandler(new AuthenticationHeaderValue("Bearer", token)) { InnerHandler = new CachedOkHandler() });
-        _mistralAuth = new HttpMessageInvoker(new MistralAuthHandler(_manager) { InnerHandler = new CachedOkHandler() });
-        _request = new HttpRequestMessage(HttpMethod.Get, RequestUri);
+        _floor = new HttpClient(new Candidates.StaticHeaderHandler(new AuthenticationHeaderValue("Bearer", token)) { InnerHandler = new Candidates.CachedOkHandler() });
+        _mistralAuth = new HttpClient(new MistralAuthHandler(_manager) { InnerHandler = new Candidates.CachedOkHandler() });
+        _duende = new HttpClient(new RefreshTokenDelegatingHandler(Candidates.Duende(_simulator), token, "unused", "Bearer", new Candidates.CachedOkHandler()));
     }
 
     [GlobalCleanup]
@@ -41,6 +38,7 @@ public class HotPathBenchmarks
     {
         _floor.Dispose();
         _mistralAuth.Dispose();
+        _duende.Dispose();
         _manager.Dispose();
         _simulator.Dispose();
     }
@@ -48,35 +46,12 @@ public class HotPathBenchmarks
     [Benchmark(Description = "TokenManager.GetAccessTokenAsync (valid token)")]
     public ValueTask<string> GetAccessToken() => _manager.GetAccessTokenAsync();
 
-    [Benchmark(Baseline = true, Description = "Floor: precomputed header handler")]
-    public Task<HttpResponseMessage> Floor()
-    {
-        _request.Headers.Authorization = null;
-        return _floor.SendAsync(_request, CancellationToken.None);
-    }
+    [Benchmark(Baseline = true, Description = "Floor: HttpClient + precomputed header")]
+    public Task<HttpResponseMessage> Floor() => _floor.SendAsync(new HttpRequestMessage(HttpMethod.Get, RequestUri));
 
-    [Benchmark(Description = "MistralAuthHandler")]
-    public Task<HttpResponseMessage> MistralAuth()
-    {
-        _request.Headers.Authorization = null;
-        return _mistralAuth.SendAsync(_request, CancellationToken.None);
-    }
+    [Benchmark(Description = "HttpClient + MistralAuthHandler")]
+    public Task<HttpResponseMessage> MistralAuth() => _mistralAuth.SendAsync(new HttpRequestMessage(HttpMethod.Get, RequestUri));
 
-    /// <summary>The floor: sets one precomputed header value, nothing else.</summary>
-    public sealed class StaticHeaderHandler(AuthenticationHeaderValue header) : DelegatingHandler
-    {
-        protected override Task<HttpResponseMessage> SendAsync(HttpRequestMessage request, CancellationToken cancellationToken)
-        {
-            request.Headers.Authorization = header;
-            return base.SendAsync(request, cancellationToken);
-        }
-    }
-
-    /// <summary>Answers every request with the same completed 200, allocating nothing.</summary>
-    public sealed class CachedOkHandler : HttpMessageHandler
-    {
-        private readonly Task<HttpResponseMessage> _ok = Task.FromResult(new HttpResponseMessage(HttpStatusCode.OK));
-
-        protected override Task<HttpResponseMessage> SendAsync(HttpRequestMessage request, CancellationToken cancellationToken) => _ok;
-    }
+    [Benchmark(Description = "Peer: HttpClient + Duende RefreshTokenDelegatingHandler")]
+    public Task<HttpResponseMessage> Duende() => _duende.SendAsync(new HttpRequestMessage(HttpMethod.Get, RequestUri));
 }

@@ -1,3 +1,5 @@
+using System.Globalization;
+using System.Runtime.InteropServices;
 using BenchmarkDotNet.Configs;
 using BenchmarkDotNet.Jobs;
 using BenchmarkDotNet.Running;
@@ -7,18 +9,58 @@ namespace Mistral.Auth.Benchmarks;
 public static class Program
 {
     /// <summary>
-    /// <c>dotnet run -c Release --project tests/Mistral.Auth.Benchmarks -- --quick</c> for a short run; any other
-    /// arguments go to BenchmarkDotNet (for example <c>--filter *HotPath*</c>).
+    /// <c>dotnet run -c Release --project tests/Mistral.Auth.Benchmarks -- --quick</c>: everything in under 3 minutes.
+    /// <c>… -- --full</c>: BenchmarkDotNet's default job and longer interleaved runs.
+    /// Other arguments go to BenchmarkDotNet (for example <c>--filter *HotPath*</c>), which then runs alone.
     /// </summary>
-    public static int Main(string[] args)
+    public static async Task<int> Main(string[] args)
     {
         var quick = args.Contains("--quick");
-        var rest = args.Where(a => a != "--quick").ToArray();
-        var job = quick
-            ? Job.ShortRun.WithWarmupCount(3).WithIterationCount(5).WithLaunchCount(1)
-            : Job.Default;
-        var config = DefaultConfig.Instance.AddJob(job.AsDefault());
-        BenchmarkSwitcher.FromAssembly(typeof(Program).Assembly).Run(rest.Length == 0 ? ["--filter", "*"] : rest, config);
+        var full = args.Contains("--full");
+        var rest = args.Where(a => a is not ("--quick" or "--full")).ToArray();
+        var job = quick ? Job.ShortRun.WithWarmupCount(3).WithIterationCount(5).WithLaunchCount(1) : Job.Default;
+        var config = DefaultConfig.Instance.AddJob(job.AsDefault()).WithOptions(ConfigOptions.DisableLogFile);
+        if (rest.Length > 0 && !quick && !full)
+        {
+            BenchmarkSwitcher.FromAssembly(typeof(Program).Assembly).Run(rest, config);
+            return 0;
+        }
+
+        var started = DateTimeOffset.UtcNow;
+        var report = new List<string>
+        {
+            $"## Run of {started.ToString("yyyy-MM-dd HH:mm", CultureInfo.InvariantCulture)} UTC ({(quick ? "quick" : "full")} mode)",
+            string.Empty,
+            $"Machine: {RuntimeInformation.OSDescription}, {Environment.ProcessorCount} cores, {RuntimeInformation.ProcessArchitecture}, .NET {Environment.Version}",
+            string.Empty,
+            "### Interleaved hot path",
+        };
+        report.AddRange(await Interleaved.HotPathAsync(turns: quick ? 60 : 300, operationsPerTurn: 20_000));
+        report.Add(string.Empty);
+        report.Add("### Storms");
+        report.AddRange(await Storms.RunAsync(atExpiry: 10_000, simultaneous401s: 1_000));
+        report.Add(string.Empty);
+        report.Add("### Loopback end to end");
+        report.AddRange(await Interleaved.LoopbackAsync(turns: quick ? 10 : 40, turnLength: TimeSpan.FromMilliseconds(quick ? 300 : 500), concurrency: 16));
+        report.Add(string.Empty);
+
+        var summary = BenchmarkRunner.Run<HotPathBenchmarks>(config);
+        report.Add("### BenchmarkDotNet (allocations and absolute figures)");
+        report.Add(string.Empty);
+        var table = Path.Combine(summary.ResultsDirectoryPath, "Mistral.Auth.Benchmarks.HotPathBenchmarks-report-github.md");
+        if (File.Exists(table))
+        {
+            report.AddRange(File.ReadAllLines(table).Where(l => l.StartsWith('|')));
+        }
+
+        report.Add(string.Empty);
+        report.Add($"Total time: {(DateTimeOffset.UtcNow - started).TotalSeconds:F0} s");
+        Directory.CreateDirectory("BenchmarkDotNet.Artifacts");
+        var path = Path.GetFullPath(Path.Combine("BenchmarkDotNet.Artifacts", "summary.md"));
+        await File.WriteAllLinesAsync(path, report);
+        Console.WriteLine();
+        Console.WriteLine(string.Join(Environment.NewLine, report));
+        Console.WriteLine($"(written to {path})");
         return 0;
     }
 }

@@ -90,6 +90,10 @@ public class SecurityTests
     [InlineData("https://evilmistral.ai/v1/models", false)]
     [InlineData("https://api.mistral.ai.evil.com/v1/models", false)]
     [InlineData("http://127.0.0.1:8080/v1/models", false)]
+    [InlineData("https://api.mistral.ai:8443/v1/models", true)]
+    [InlineData("https://api.mistral.ai/@evil.com/v1/models", true)]
+    [InlineData("https://evil.com/https://api.mistral.ai/v1/models", false)]
+    [InlineData("https://evil.com?https://api.mistral.ai/", false)]
     public void AllowedHostSet_HostsAndWildcards_OnlyOverHttps(string uri, bool allowed)
     {
         var hosts = new AllowedHostSet(["api.mistral.ai", "*.mistral.ai"]);
@@ -105,6 +109,8 @@ public class SecurityTests
         Assert.True(hosts.Allows(new Uri("http://127.0.0.1:5000/x")));
         Assert.True(hosts.Allows(new Uri("http://localhost:5000/x")));
         Assert.True(hosts.Allows(new Uri("http://[::1]:5000/x")));
+        Assert.True(hosts.Allows(new Uri("http://127.0.0.1/x")));
+        Assert.False(new AllowedHostSet(["example.com"]).Allows(new Uri("http://example.com/x")));
     }
 
     [Fact]

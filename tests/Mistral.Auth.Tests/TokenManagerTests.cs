@@ -381,6 +381,28 @@ public class TokenManagerTests
     }
 
     [Fact]
+    public async Task GetAccessTokenAsync_SystemClock_ServesAValidTokenWithoutWaiting()
+    {
+        using var simulator = Simulator.MistralApiSimulator.Start();
+        using var manager = new TokenManager(new MistralAuthOptions
+        {
+            TokenEndpoint = simulator.TokenEndpoint,
+            ClientId = simulator.ClientId,
+            ClientSecret = simulator.ClientSecret,
+            RefreshToken = simulator.InitialRefreshToken,
+        });
+
+        var first = await manager.GetAccessTokenAsync(Ct);
+        var again = manager.GetAccessTokenAsync(Ct);
+
+        Assert.True(again.IsCompletedSuccessfully, "a valid token is served from the hot path");
+        Assert.Equal(first, await again);
+        Assert.True(manager.CurrentState!.FastRefreshAt < Environment.TickCount64 + (long)TimeSpan.FromMinutes(5).TotalMilliseconds,
+            "on the system clock the refresh deadline is on Environment.TickCount64, set no later than the real one");
+        Assert.Equal(1, simulator.TokenRequests);
+    }
+
+    [Fact]
     public void Constructor_NullOptions_Throws()
     {
         Assert.Throws<ArgumentNullException>("options", () => new TokenManager(null!));

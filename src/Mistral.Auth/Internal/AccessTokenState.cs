@@ -10,11 +10,12 @@ namespace Mistral.Auth.Internal;
 /// </summary>
 internal sealed class AccessTokenState
 {
-    public AccessTokenState(string accessToken, long refreshAt, long expiresAt, DateTimeOffset expiresOn, DateTimeOffset refreshOn)
+    public AccessTokenState(string accessToken, long refreshAt, long expiresAt, DateTimeOffset expiresOn, DateTimeOffset refreshOn, long? fastRefreshAt = null)
     {
         AccessToken = accessToken;
         Header = new AuthenticationHeaderValue("Bearer", accessToken);
         RefreshAt = refreshAt;
+        FastRefreshAt = fastRefreshAt ?? refreshAt;
         ExpiresAt = expiresAt;
         ExpiresOn = expiresOn;
         RefreshOn = refreshOn;
@@ -28,6 +29,12 @@ internal sealed class AccessTokenState
 
     /// <summary>The <see cref="TimeProvider.GetTimestamp"/> at which a background refresh starts.</summary>
     public long RefreshAt { get; }
+
+    /// <summary>
+    /// <see cref="RefreshAt"/> on the manager's fast clock (see <c>TokenManager.FastNow</c>): the only value the hot path
+    /// compares. A field, read without a call.
+    /// </summary>
+    public readonly long FastRefreshAt;
 
     /// <summary>The <see cref="TimeProvider.GetTimestamp"/> from which the token is no longer served.</summary>
     public long ExpiresAt { get; }

@@ -8,6 +8,7 @@ internal sealed class AllowedHostSet
 {
     private readonly string[] _exact;
     private readonly string[] _suffixes;
+    private readonly string[] _prefixes;
 
     public AllowedHostSet(IEnumerable<string> hosts)
     {
@@ -31,6 +32,20 @@ internal sealed class AllowedHostSet
 
         _exact = [.. exact];
         _suffixes = [.. suffixes];
+
+        // "https://host/" (and "http://host/" for a loopback host): a request URI that starts with one of these has
+        // that host, on the default port, over an allowed transport — decided without parsing the host out again.
+        var prefixes = new List<string>();
+        foreach (var host in _exact)
+        {
+            prefixes.Add($"https://{host}/");
+            if (Uri.TryCreate($"http://{host}/", UriKind.Absolute, out var plain) && MistralAuthOptionsValidator.IsLoopback(plain))
+            {
+                prefixes.Add($"http://{host}/");
+            }
+        }
+
+        _prefixes = [.. prefixes];
     }
 
     public bool Allows(Uri? uri)
@@ -40,29 +55,43 @@ internal sealed class AllowedHostSet
             return false;
         }
 
-        if (uri.Scheme != Uri.UriSchemeHttps && !(uri.Scheme == Uri.UriSchemeHttp && MistralAuthOptionsValidator.IsLoopback(uri)))
+        var text = uri.OriginalString;
+        foreach (var prefix in _prefixes)
         {
-            return false;
+            if (text.StartsWith(prefix, StringComparison.OrdinalIgnoreCase))
+            {
+                return true;
+            }
         }
 
+        // Host first: on the hot path it is one comparison with the one allowed host.
         var host = uri.Host;
+        var known = false;
         foreach (var allowed in _exact)
         {
             if (string.Equals(host, allowed, StringComparison.OrdinalIgnoreCase))
             {
-                return true;
+                known = true;
+                break;
             }
         }
 
-        foreach (var suffix in _suffixes)
+        if (!known)
         {
-            if (host.EndsWith(suffix, StringComparison.OrdinalIgnoreCase) && host.Length > suffix.Length)
+            foreach (var suffix in _suffixes)
             {
-                return true;
+                if (host.Length > suffix.Length && host.EndsWith(suffix, StringComparison.OrdinalIgnoreCase))
+                {
+                    known = true;
+                    break;
+                }
             }
         }
 
-        return false;
+        // Then the transport: HTTPS, or plain HTTP to a loopback address only (RFC 6750 §5.3).
+        return known
+            && (ReferenceEquals(uri.Scheme, Uri.UriSchemeHttps) || uri.Scheme == Uri.UriSchemeHttps
+                || (uri.Scheme == Uri.UriSchemeHttp && (uri.IsLoopback || MistralAuthOptionsValidator.IsLoopback(uri))));
     }
 
     public static bool IsValidEntry(string? entry)

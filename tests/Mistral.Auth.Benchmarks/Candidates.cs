@@ -1,0 +1,78 @@
+using System.Net;
+using System.Net.Http.Headers;
+using Duende.IdentityModel.Client;
+using Duende.IdentityModel.OidcClient;
+using Mistral.Auth.Simulator;
+
+namespace Mistral.Auth.Benchmarks;
+
+/// <summary>The handlers compared: the floor, Mistral.Auth, and the peer (Duende's RefreshTokenDelegatingHandler).</summary>
+public static class Candidates
+{
+    public static MistralAuthOptions Options(MistralApiSimulator simulator) => new()
+    {
+        TokenEndpoint = simulator.TokenEndpoint,
+        ClientId = simulator.ClientId,
+        ClientSecret = simulator.ClientSecret,
+        RefreshToken = simulator.InitialRefreshToken,
+    };
+
+    /// <summary>An OidcClient pointed at the simulator's token endpoint, without discovery.</summary>
+    public static OidcClient Duende(MistralApiSimulator simulator) => new(new OidcClientOptions
+    {
+        Authority = simulator.Url,
+        ClientId = simulator.ClientId,
+        ClientSecret = simulator.ClientSecret,
+        Scope = "api",
+        TokenClientCredentialStyle = ClientCredentialStyle.PostBody,
+        ProviderInformation = new ProviderInformation
+        {
+            IssuerName = simulator.Url,
+            TokenEndpoint = simulator.TokenEndpoint.ToString(),
+            AuthorizeEndpoint = simulator.Url + "/authorize",
+            KeySet = new Duende.IdentityModel.Jwk.JsonWebKeySet(),
+        },
+    });
+
+    /// <summary>The floor: sets one precomputed header value, nothing else.</summary>
+    public sealed class StaticHeaderHandler(AuthenticationHeaderValue header) : DelegatingHandler
+    {
+        protected override Task<HttpResponseMessage> SendAsync(HttpRequestMessage request, CancellationToken cancellationToken)
+        {
+            request.Headers.Authorization = header;
+            return base.SendAsync(request, cancellationToken);
+        }
+    }
+
+    /// <summary>Answers every request with the same completed 200, allocating nothing.</summary>
+    public sealed class CachedOkHandler : HttpMessageHandler
+    {
+        private readonly Task<HttpResponseMessage> _ok = Task.FromResult(new HttpResponseMessage(HttpStatusCode.OK));
+
+        protected override Task<HttpResponseMessage> SendAsync(HttpRequestMessage request, CancellationToken cancellationToken) => _ok;
+    }
+
+    /// <summary>An in-process API that answers 200 to tokens the simulator accepts and 401 to any other.</summary>
+    public sealed class SimulatedApiHandler(MistralApiSimulator simulator) : HttpMessageHandler
+    {
+        private int _requests;
+        private int _unauthorized;
+
+        public int Requests => _requests;
+
+        public int Unauthorized => _unauthorized;
+
+        protected override Task<HttpResponseMessage> SendAsync(HttpRequestMessage request, CancellationToken cancellationToken)
+        {
+            Interlocked.Increment(ref _requests);
+            var token = request.Headers.Authorization?.Parameter;
+            if (token is not null && simulator.Accepts(token))
+            {
+                return Task.FromResult(new HttpResponseMessage(HttpStatusCode.OK));
+            }
+
+            Interlocked.Increment(ref _unauthorized);
+            return Task.FromResult(new HttpResponseMessage(HttpStatusCode.Unauthorized));
+        }
+    }
+}

@@ -1,0 +1,148 @@
+using System.Diagnostics;
+using System.Globalization;
+using System.Net.Http.Headers;
+using Duende.IdentityModel.OidcClient;
+using Microsoft.AspNetCore.Builder;
+using Microsoft.AspNetCore.Hosting;
+using Microsoft.AspNetCore.Http;
+using Microsoft.Extensions.Logging;
+using Mistral.Auth.Simulator;
+
+namespace Mistral.Auth.Benchmarks;
+
+/// <summary>
+/// Time ratios measured interleaved: the candidates take short turns, one after another, inside one process, and a
+/// low percentile of each one's turn times is compared. Machine speed drifts by tens of percent within seconds here;
+/// turns side by side see the same drift, so their ratio holds where back-to-back runs swing.
+/// </summary>
+public static class Interleaved
+{
+    private static readonly Uri StubUri = new("http://127.0.0.1/v1/models");
+
+    /// <summary>Per-request cost on the hot path, ns/op, for the floor, Mistral.Auth and the peer.</summary>
+    public static async Task<IReadOnlyList<string>> HotPathAsync(int turns, int operationsPerTurn)
+    {
+        using var simulator = MistralApiSimulator.Start();
+        simulator.AccessTokenLifetime = TimeSpan.FromHours(1);
+        using var manager = new TokenManager(Candidates.Options(simulator));
+        var token = await manager.GetAccessTokenAsync();
+        using var floor = new HttpClient(new Candidates.StaticHeaderHandler(new AuthenticationHeaderValue("Bearer", token)) { InnerHandler = new Candidates.CachedOkHandler() });
+        using var ours = new HttpClient(new MistralAuthHandler(manager) { InnerHandler = new Candidates.CachedOkHandler() });
+        using var peer = new HttpClient(new RefreshTokenDelegatingHandler(Candidates.Duende(simulator), token, "unused", "Bearer", new Candidates.CachedOkHandler()));
+        var candidates = new (string Name, HttpClient Client)[] { ("floor", floor), ("Mistral.Auth", ours), ("Duende peer", peer) };
+
+        var times = candidates.ToDictionary(c => c.Name, _ => new List<double>());
+        for (var turn = -3; turn < turns; turn++) // three warm-up turns, not counted
+        {
+            for (var i = 0; i < candidates.Length; i++)
+            {
+                var (name, client) = candidates[(turn + 3 + i) % candidates.Length]; // rotate who goes first
+                var start = Stopwatch.GetTimestamp();
+                for (var op = 0; op < operationsPerTurn; op++)
+                {
+                    await client.SendAsync(new HttpRequestMessage(HttpMethod.Get, StubUri));
+                }
+
+                if (turn >= 0)
+                {
+                    times[name].Add(Stopwatch.GetElapsedTime(start).TotalNanoseconds / operationsPerTurn);
+                }
+            }
+        }
+
+        var floorP10 = Percentile(times["floor"], 0.10);
+        var lines = new List<string>
+        {
+            "| Candidate (interleaved, HttpClient → handler → cached 200) | p10 ns/op | median ns/op | p10 ratio to floor |",
+            "| --- | ---: | ---: | ---: |",
+        };
+        foreach (var (name, _) in candidates)
+        {
+            var p10 = Percentile(times[name], 0.10);
+            lines.Add(Invariant($"| {name} | {p10:F1} | {Percentile(times[name], 0.5):F1} | {p10 / floorP10:F3} |"));
+        }
+
+        lines.Add(Invariant($"({turns} turns of {operationsPerTurn:N0} requests per candidate, rotated order)"));
+        return lines;
+    }
+
+    /// <summary>Requests per second over loopback to a Kestrel server: bare HttpClient with a static header vs Mistral.Auth.</summary>
+    public static async Task<IReadOnlyList<string>> LoopbackAsync(int turns, TimeSpan turnLength, int concurrency)
+    {
+        var builder = WebApplication.CreateSlimBuilder();
+        builder.Logging.ClearProviders();
+        builder.WebHost.UseUrls("http://127.0.0.1:0");
+        await using var app = builder.Build();
+        app.MapGet("/v1/models", (HttpRequest request) => request.Headers.Authorization.Count == 1 ? Results.Text("ok") : Results.StatusCode(401));
+        await app.StartAsync();
+        var baseAddress = new Uri(app.Urls.First() + "/");
+
+        using var simulator = MistralApiSimulator.Start();
+        simulator.AccessTokenLifetime = TimeSpan.FromHours(1);
+        using var manager = new TokenManager(Candidates.Options(simulator));
+        var token = await manager.GetAccessTokenAsync();
+        using var bare = new HttpClient(new SocketsHttpHandler()) { BaseAddress = baseAddress };
+        bare.DefaultRequestHeaders.Authorization = new AuthenticationHeaderValue("Bearer", token);
+        using var ours = new HttpClient(new MistralAuthHandler(manager) { InnerHandler = new SocketsHttpHandler() }) { BaseAddress = baseAddress };
+        var candidates = new (string Name, HttpClient Client)[] { ("bare HttpClient, static header", bare), ("HttpClient + MistralAuthHandler", ours) };
+
+        var rates = candidates.ToDictionary(c => c.Name, _ => new List<double>());
+        var failures = 0;
+        for (var turn = -2; turn < turns; turn++)
+        {
+            for (var i = 0; i < candidates.Length; i++)
+            {
+                var (name, client) = candidates[(turn + 2 + i) % candidates.Length];
+                var deadline = Stopwatch.GetTimestamp() + (long)(turnLength.TotalSeconds * Stopwatch.Frequency);
+                var start = Stopwatch.GetTimestamp();
+                var counts = await Task.WhenAll(Enumerable.Range(0, concurrency).Select(async _ =>
+                {
+                    var done = 0;
+                    while (Stopwatch.GetTimestamp() < deadline)
+                    {
+                        using var response = await client.GetAsync("v1/models");
+                        if (response.IsSuccessStatusCode)
+                        {
+                            done++;
+                        }
+                        else
+                        {
+                            Interlocked.Increment(ref failures);
+                        }
+                    }
+
+                    return done;
+                }));
+                if (turn >= 0)
+                {
+                    rates[name].Add(counts.Sum() / Stopwatch.GetElapsedTime(start).TotalSeconds);
+                }
+            }
+        }
+
+        await app.StopAsync();
+        var baseline = rates[candidates[0].Name];
+        var lines = new List<string>
+        {
+            "| Candidate (interleaved, Kestrel on 127.0.0.1) | p90 req/s | median req/s | p90 ratio to bare | median ratio to bare |",
+            "| --- | ---: | ---: | ---: | ---: |",
+        };
+        foreach (var (name, _) in candidates)
+        {
+            var r = rates[name];
+            lines.Add(Invariant($"| {name} | {Percentile(r, 0.9):N0} | {Percentile(r, 0.5):N0} | {Percentile(r, 0.9) / Percentile(baseline, 0.9):F3} | {Percentile(r, 0.5) / Percentile(baseline, 0.5):F3} |"));
+        }
+
+        lines.Add(Invariant($"({turns} turns of {turnLength.TotalMilliseconds} ms per candidate, {concurrency} concurrent callers, {failures} failed requests)"));
+        return lines;
+    }
+
+    public static double Percentile(List<double> values, double p)
+    {
+        var sorted = values.Order().ToArray();
+        var index = (int)Math.Round(p * (sorted.Length - 1));
+        return sorted[index];
+    }
+
+    private static string Invariant(FormattableString text) => text.ToString(CultureInfo.InvariantCulture);
+}
