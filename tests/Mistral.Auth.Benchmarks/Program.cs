@@ -17,12 +17,18 @@ public static class Program
     {
         var quick = args.Contains("--quick");
         var full = args.Contains("--full");
-        var rest = args.Where(a => a is not ("--quick" or "--full")).ToArray();
+        var rest = args.Where(a => a is not ("--quick" or "--full" or "--interleaved-hot-path")).ToArray();
         var job = quick ? Job.ShortRun.WithWarmupCount(3).WithIterationCount(5).WithLaunchCount(1) : Job.Default;
         var config = DefaultConfig.Instance.AddJob(job.AsDefault()).WithOptions(ConfigOptions.DisableLogFile);
         if (rest.Length > 0 && !quick && !full)
         {
             BenchmarkSwitcher.FromAssembly(typeof(Program).Assembly).Run(rest, config);
+            return 0;
+        }
+
+        if (args.Contains("--interleaved-hot-path"))
+        {
+            Console.WriteLine(string.Join(Environment.NewLine, await Interleaved.HotPathAsync(turns: 100, operationsPerTurn: 20_000)));
             return 0;
         }
 

@@ -38,10 +38,11 @@ internal sealed class AllowedHostSet
         var prefixes = new List<string>();
         foreach (var host in _exact)
         {
-            prefixes.Add($"https://{host}/");
-            if (Uri.TryCreate($"http://{host}/", UriKind.Absolute, out var plain) && MistralAuthOptionsValidator.IsLoopback(plain))
+            var lower = host.ToLowerInvariant();
+            prefixes.Add($"https://{lower}/");
+            if (Uri.TryCreate($"http://{lower}/", UriKind.Absolute, out var plain) && MistralAuthOptionsValidator.IsLoopback(plain))
             {
-                prefixes.Add($"http://{host}/");
+                prefixes.Add($"http://{lower}/");
             }
         }
 
@@ -58,7 +59,8 @@ internal sealed class AllowedHostSet
         var text = uri.OriginalString;
         foreach (var prefix in _prefixes)
         {
-            if (text.StartsWith(prefix, StringComparison.OrdinalIgnoreCase))
+            // Ordinal first: URIs are almost always lower case, and that comparison is the cheapest.
+            if (text.StartsWith(prefix, StringComparison.Ordinal) || text.StartsWith(prefix, StringComparison.OrdinalIgnoreCase))
             {
                 return true;
             }
