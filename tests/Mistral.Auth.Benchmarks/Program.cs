@@ -28,7 +28,7 @@ public static class Program
 
         if (args.Contains("--interleaved-hot-path"))
         {
-            Console.WriteLine(string.Join(Environment.NewLine, await Interleaved.HotPathAsync(turns: 100, operationsPerTurn: 20_000)));
+            Console.WriteLine(string.Join(Environment.NewLine, await Interleaved.HotPathAsync(turns: 300, operationsPerTurn: 20_000)));
             return 0;
         }
 

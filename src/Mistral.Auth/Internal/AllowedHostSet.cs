@@ -56,11 +56,19 @@ internal sealed class AllowedHostSet
             return false;
         }
 
+        // Ordinal first, over all prefixes: URIs are almost always lower case, and that comparison is the cheapest.
         var text = uri.OriginalString;
         foreach (var prefix in _prefixes)
         {
-            // Ordinal first: URIs are almost always lower case, and that comparison is the cheapest.
-            if (text.StartsWith(prefix, StringComparison.Ordinal) || text.StartsWith(prefix, StringComparison.OrdinalIgnoreCase))
+            if (text.StartsWith(prefix, StringComparison.Ordinal))
+            {
+                return true;
+            }
+        }
+
+        foreach (var prefix in _prefixes)
+        {
+            if (text.StartsWith(prefix, StringComparison.OrdinalIgnoreCase))
             {
                 return true;
             }
