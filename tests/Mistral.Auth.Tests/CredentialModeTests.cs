@@ -149,10 +149,7 @@ public class CredentialModeTests
         var services = new ServiceCollection();
         services.AddMistralAuth("team-a", o =>
         {
-            o.TokenEndpoint = teamA.TokenEndpoint;
-            o.ClientId = teamA.ClientId;
-            o.ClientSecret = teamA.ClientSecret;
-            o.RefreshToken = teamA.InitialRefreshToken;
+            o.UseSimulator(teamA);
         });
         services.AddMistralAuth("team-b", o => { o.ApiKey = "team-b-key"; o.TokenEndpoint = teamB.TokenEndpoint; });
         services.AddHttpClient("a", c => c.BaseAddress = teamA.ApiBaseAddress).AddMistralAuthHandler("team-a");
@@ -234,10 +231,7 @@ public class CredentialModeTests
         services.AddSingleton<TimeProvider>(time);
         services.AddMistralAuth(o =>
         {
-            o.TokenEndpoint = simulator.TokenEndpoint;
-            o.ClientId = simulator.ClientId;
-            o.ClientSecret = simulator.ClientSecret;
-            o.RefreshToken = simulator.InitialRefreshToken;
+            o.UseSimulator(simulator);
             o.RefreshBeforeExpiry = TimeSpan.FromMinutes(2);
             o.Resilience.MaxRetryAttempts = 0;
         });

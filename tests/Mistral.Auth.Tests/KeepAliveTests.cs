@@ -21,10 +21,7 @@ public class KeepAliveTests
         services.AddSingleton<TimeProvider>(time);
         services.AddMistralAuth(o =>
         {
-            o.TokenEndpoint = simulator.TokenEndpoint;
-            o.ClientId = simulator.ClientId;
-            o.ClientSecret = simulator.ClientSecret;
-            o.RefreshToken = simulator.InitialRefreshToken;
+            o.UseSimulator(simulator);
             o.RefreshBeforeExpiry = TimeSpan.FromMinutes(1);
         }).AddKeepAlive();
         await using var provider = services.BuildServiceProvider();

@@ -194,13 +194,7 @@ public class MistralAuthHandlerTests
     public async Task SendAsync_WithoutDependencyInjection_WorksEndToEnd()
     {
         using var simulator = Simulator.MistralApiSimulator.Start();
-        using var manager = new TokenManager(new MistralAuthOptions
-        {
-            TokenEndpoint = simulator.TokenEndpoint,
-            ClientId = simulator.ClientId,
-            ClientSecret = simulator.ClientSecret,
-            RefreshToken = simulator.InitialRefreshToken,
-        });
+        using var manager = new TokenManager(SimulatorOptions.For(simulator));
         using var client = new HttpClient(new MistralAuthHandler(manager) { InnerHandler = new HttpClientHandler() });
 
         using var response = await client.GetAsync(new Uri(simulator.ApiBaseAddress, "v1/models"), Ct);

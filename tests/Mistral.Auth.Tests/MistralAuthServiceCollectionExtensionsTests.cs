@@ -3,6 +3,7 @@ using Microsoft.Extensions.Configuration;
 using Microsoft.Extensions.DependencyInjection;
 using Microsoft.Extensions.Options;
 using Mistral.Auth.Simulator;
+using Mistral.Auth.Tests.Helpers;
 
 namespace Mistral.Auth.Tests;
 
@@ -17,10 +18,7 @@ public class MistralAuthServiceCollectionExtensionsTests
         var services = new ServiceCollection();
         services.AddMistralAuth(o =>
         {
-            o.TokenEndpoint = simulator.TokenEndpoint;
-            o.ClientId = simulator.ClientId;
-            o.ClientSecret = simulator.ClientSecret;
-            o.RefreshToken = simulator.InitialRefreshToken;
+            o.UseSimulator(simulator);
         });
         services.AddHttpClient("mistral", c => c.BaseAddress = simulator.ApiBaseAddress).AddMistralAuthHandler();
         await using var provider = services.BuildServiceProvider(validateScopes: true);
@@ -40,10 +38,7 @@ public class MistralAuthServiceCollectionExtensionsTests
         var services = new ServiceCollection();
         services.AddMistralAuth(o =>
         {
-            o.TokenEndpoint = simulator.TokenEndpoint;
-            o.ClientId = simulator.ClientId;
-            o.ClientSecret = simulator.ClientSecret;
-            o.RefreshToken = simulator.InitialRefreshToken;
+            o.UseSimulator(simulator);
         });
         services.AddHttpClient<ModelsClient>(c => c.BaseAddress = simulator.ApiBaseAddress).AddMistralAuthHandler();
         services.AddHttpClient("other", c => c.BaseAddress = simulator.ApiBaseAddress).AddMistralAuthHandler();

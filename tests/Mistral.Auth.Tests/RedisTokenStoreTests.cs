@@ -245,10 +245,7 @@ public class RedisTokenStoreTests(RedisFixture redis) : IClassFixture<RedisFixtu
         services.AddSingleton(time);
         var builder = services.AddMistralAuth(o =>
         {
-            o.TokenEndpoint = simulator.TokenEndpoint;
-            o.ClientId = simulator.ClientId;
-            o.ClientSecret = simulator.ClientSecret;
-            o.RefreshToken = simulator.InitialRefreshToken;
+            o.UseSimulator(simulator);
             o.RefreshBeforeExpiry = TimeSpan.FromSeconds(20);
             o.Resilience.RetryBaseDelay = TimeSpan.Zero;
         });

@@ -50,7 +50,7 @@ public class SecurityTests
     public async Task SendAsync_WithoutDependencyInjection_DefaultsToTheTokenEndpointsHost()
     {
         using var simulator = MistralApiSimulator.Start();
-        using var manager = new TokenManager(Options(simulator));
+        using var manager = new TokenManager(SimulatorOptions.For(simulator));
         using var client = new HttpClient(new MistralAuthHandler(manager) { InnerHandler = new SocketsHttpHandler() });
 
         using var same = await client.GetAsync(new Uri(simulator.ApiBaseAddress, "v1/models"), Ct);
@@ -267,23 +267,12 @@ public class SecurityTests
         }
     }
 
-    private static MistralAuthOptions Options(MistralApiSimulator simulator) => new()
-    {
-        TokenEndpoint = simulator.TokenEndpoint,
-        ClientId = simulator.ClientId,
-        ClientSecret = simulator.ClientSecret,
-        RefreshToken = simulator.InitialRefreshToken,
-    };
-
     private static ServiceProvider BuildProvider(MistralApiSimulator simulator, Action<MistralAuthOptions>? configure = null)
     {
         var services = new ServiceCollection();
         services.AddMistralAuth(o =>
         {
-            o.TokenEndpoint = simulator.TokenEndpoint;
-            o.ClientId = simulator.ClientId;
-            o.ClientSecret = simulator.ClientSecret;
-            o.RefreshToken = simulator.InitialRefreshToken;
+            o.UseSimulator(simulator);
             configure?.Invoke(o);
         });
         services.AddHttpClient("mistral", c => c.BaseAddress = simulator.ApiBaseAddress).AddMistralAuthHandler();

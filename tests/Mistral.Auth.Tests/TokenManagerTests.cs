@@ -384,13 +384,7 @@ public class TokenManagerTests
     public async Task GetAccessTokenAsync_SystemClock_ServesAValidTokenWithoutWaiting()
     {
         using var simulator = Simulator.MistralApiSimulator.Start();
-        using var manager = new TokenManager(new MistralAuthOptions
-        {
-            TokenEndpoint = simulator.TokenEndpoint,
-            ClientId = simulator.ClientId,
-            ClientSecret = simulator.ClientSecret,
-            RefreshToken = simulator.InitialRefreshToken,
-        });
+        using var manager = new TokenManager(SimulatorOptions.For(simulator));
 
         var first = await manager.GetAccessTokenAsync(Ct);
         var again = manager.GetAccessTokenAsync(Ct);
