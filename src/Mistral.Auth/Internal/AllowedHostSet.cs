@@ -38,12 +38,14 @@ internal sealed class AllowedHostSet
         var prefixes = new List<string>();
         foreach (var host in _exact)
         {
+            // A loopback host is usually reached over plain HTTP, any other over HTTPS: the likelier prefix goes first.
             var lower = host.ToLowerInvariant();
-            prefixes.Add($"https://{lower}/");
             if (Uri.TryCreate($"http://{lower}/", UriKind.Absolute, out var plain) && MistralAuthOptionsValidator.IsLoopback(plain))
             {
                 prefixes.Add($"http://{lower}/");
             }
+
+            prefixes.Add($"https://{lower}/");
         }
 
         _prefixes = [.. prefixes];
