@@ -482,7 +482,7 @@ public sealed class TokenManager : IDisposable
         if (fresh is not null)
         {
             activity?.SetStatus(ActivityStatusCode.Ok);
-            if (previous is null)
+            if (previous is null && reason == "initial")
             {
                 _logger.TokenAcquired(fresh.Fingerprint, fresh.ExpiresOn);
             }
