@@ -146,9 +146,6 @@ public sealed class TokenManager : IDisposable
     /// <summary>The configured allowed hosts, empty when the default applies.</summary>
     internal IList<string> ConfiguredAllowedHosts => _options.AllowedHosts;
 
-    /// <summary>The logger, shared with handlers created by dependency injection.</summary>
-    internal ILogger Logger => _logger;
-
     /// <summary>For tests and diagnostics: the token currently served, if any.</summary>
     internal AccessTokenState? CurrentState => Volatile.Read(ref _state);
 

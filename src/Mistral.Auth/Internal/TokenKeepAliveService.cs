@@ -15,13 +15,9 @@ internal sealed class TokenKeepAliveService(TokenManager tokenManager, TimeProvi
                 var refreshOn = await tokenManager.KeepFreshAsync(stoppingToken).ConfigureAwait(false);
                 wait = refreshOn - timeProvider.GetUtcNow();
             }
-            catch (MistralAuthException ex) when (ex.RequiresNewCredentials)
-            {
-                // Nothing to keep alive until new credentials come; look again later.
-                wait = tokenManager.RetryDelay;
-            }
             catch (MistralAuthException)
             {
+                // Failed (and logged by the manager), or waiting for new credentials: look again later.
                 wait = tokenManager.RetryDelay;
             }
             catch (OperationCanceledException) when (stoppingToken.IsCancellationRequested)
