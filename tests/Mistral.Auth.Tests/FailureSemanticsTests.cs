@@ -169,17 +169,8 @@ public class FailureSemanticsTests
     {
         using var simulator = Simulator.MistralApiSimulator.Start(TestClock.Create());
         using var proxy = new FlakyTcpProxy(simulator.TokenEndpoint);
-        using var backChannel = new HttpClient();
-        backChannel.DefaultRequestHeaders.ConnectionClose = true;
-        var options = new MistralAuthOptions
-        {
-            TokenEndpoint = proxy.Rewrite(simulator.TokenEndpoint),
-            ClientId = simulator.ClientId,
-            ClientSecret = simulator.ClientSecret,
-            RefreshToken = simulator.InitialRefreshToken,
-        };
-        options.Resilience.RetryBaseDelay = TimeSpan.Zero;
-        using var manager = new TokenManager(options, backChannel, TestClock.Create());
+        using var backChannel = FlakyTcpProxy.CreateClient();
+        using var manager = new TokenManager(proxy.OptionsFor(simulator), backChannel, TestClock.Create());
         proxy.FailNext(FlakyTcpProxy.Fault.DropResponse);
 
         var error = await Assert.ThrowsAsync<MistralAuthException>(() => manager.GetAccessTokenAsync(Ct).AsTask());

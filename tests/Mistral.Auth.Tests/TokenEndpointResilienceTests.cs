@@ -35,17 +35,8 @@ public class TokenEndpointResilienceTests
         using var simulator = Simulator.MistralApiSimulator.Start(TestClock.Create());
         using var proxy = new FlakyTcpProxy(simulator.TokenEndpoint);
         proxy.FailNext(FlakyTcpProxy.Fault.DropRequest, FlakyTcpProxy.Fault.DropRequest);
-        using var backChannel = new HttpClient();
-        backChannel.DefaultRequestHeaders.ConnectionClose = true;
-        var options = new MistralAuthOptions
-        {
-            TokenEndpoint = proxy.Rewrite(simulator.TokenEndpoint),
-            ClientId = simulator.ClientId,
-            ClientSecret = simulator.ClientSecret,
-            RefreshToken = simulator.InitialRefreshToken,
-        };
-        options.Resilience.RetryBaseDelay = TimeSpan.Zero;
-        using var manager = new TokenManager(options, backChannel, TestClock.Create());
+        using var backChannel = FlakyTcpProxy.CreateClient();
+        using var manager = new TokenManager(proxy.OptionsFor(simulator), backChannel, TestClock.Create());
 
         var token = await manager.GetAccessTokenAsync(Ct);
 

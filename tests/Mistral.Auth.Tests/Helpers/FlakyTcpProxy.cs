@@ -36,6 +36,23 @@ internal sealed class FlakyTcpProxy : IDisposable
 
     public Uri Rewrite(Uri uri) => new UriBuilder(uri) { Port = Port }.Uri;
 
+    /// <summary>A client that opens one connection per request (<c>Connection: close</c>), so faults map to requests.</summary>
+    public static HttpClient CreateClient()
+    {
+        var client = new HttpClient();
+        client.DefaultRequestHeaders.ConnectionClose = true;
+        return client;
+    }
+
+    /// <summary>Options for the simulator behind this proxy, with retries that need no waiting.</summary>
+    public MistralAuthOptions OptionsFor(Simulator.MistralApiSimulator simulator)
+    {
+        var options = SimulatorOptions.For(simulator);
+        options.TokenEndpoint = Rewrite(simulator.TokenEndpoint);
+        options.Resilience.RetryBaseDelay = TimeSpan.Zero;
+        return options;
+    }
+
     public void FailNext(params Fault[] faults)
     {
         foreach (var fault in faults)
