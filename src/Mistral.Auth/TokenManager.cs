@@ -39,12 +39,12 @@ public sealed class TokenManager : IDisposable
     private readonly object _gate = new();
 
     private AccessTokenState? _state;
+    private ITimer? _refreshDueTimer;
     private Task<AccessTokenState>? _refresh;
     private long _backgroundRetryAt = long.MinValue;
     private int _consecutiveFailures;
     private readonly ITokenStore _store;
     private readonly CredentialMode _mode;
-    private readonly bool _coarseClock;
     private ClientCredentials _credentials;
     private MistralAuthException? _credentialsRejected;
     private bool _preferLocalCredentials;
@@ -101,7 +101,6 @@ public sealed class TokenManager : IDisposable
         }
 
         _time = timeProvider ?? TimeProvider.System;
-        _coarseClock = ReferenceEquals(_time, TimeProvider.System);
         _logger = (ILogger?)loggerFactory?.CreateLogger<TokenManager>() ?? NullLogger.Instance;
         Telemetry = MistralAuthTelemetry.Create(meterFactory);
         var pipeline = TokenEndpointPipeline.Create(
@@ -158,7 +157,7 @@ public sealed class TokenManager : IDisposable
     public ValueTask<string> GetAccessTokenAsync(CancellationToken cancellationToken = default)
     {
         var state = Volatile.Read(ref _state);
-        if (state is not null && FastNow() < state.FastRefreshAt)
+        if (state is not null && !state.IsRefreshDue)
         {
             return new ValueTask<string>(state.AccessToken);
         }
@@ -222,6 +221,11 @@ public sealed class TokenManager : IDisposable
         }
 
         _disposed.Cancel();
+        lock (_gate)
+        {
+            ArmRefreshDueLocked(null);
+        }
+
         _ownedHttpClient?.Dispose();
     }
 
@@ -229,7 +233,7 @@ public sealed class TokenManager : IDisposable
     internal ValueTask<AccessTokenState> GetStateAsync(CancellationToken cancellationToken)
     {
         var state = Volatile.Read(ref _state);
-        if (state is not null && FastNow() < state.FastRefreshAt)
+        if (state is not null && !state.IsRefreshDue)
         {
             return new ValueTask<AccessTokenState>(state);
         }
@@ -263,6 +267,7 @@ public sealed class TokenManager : IDisposable
             {
                 // The server no longer accepts it: nobody else gets it, and a copy in the store is not adopted.
                 Volatile.Write(ref _state, null);
+                ArmRefreshDueLocked(null);
             }
 
             _lastRejectedAccessToken = rejected.AccessToken;
@@ -457,6 +462,7 @@ public sealed class TokenManager : IDisposable
             if (fresh is not null)
             {
                 Volatile.Write(ref _state, fresh);
+                ArmRefreshDueLocked(fresh);
                 _backgroundRetryAt = long.MinValue;
                 _consecutiveFailures = 0;
                 _lastFailure = null;
@@ -674,8 +680,7 @@ public sealed class TokenManager : IDisposable
             refreshAt: refreshAt,
             expiresAt: sentAt + ToTimestampSpan(lifetime),
             expiresOn: sentOn + lifetime,
-            refreshOn: sentOn + lifetime - lead,
-            fastRefreshAt: FastDeadline(refreshAt));
+            refreshOn: sentOn + lifetime - lead);
     }
 
     private async Task PersistAsync(string? expectedRefreshToken, StoredTokens tokens, CancellationToken cancellationToken)
@@ -747,8 +752,7 @@ public sealed class TokenManager : IDisposable
             refreshAt: refreshAt,
             expiresAt: nowTimestamp + ToTimestampSpan(expiresOn - now),
             expiresOn: expiresOn,
-            refreshOn: refreshOn,
-            fastRefreshAt: FastDeadline(refreshAt));
+            refreshOn: refreshOn);
     }
 
     /// <summary>A bounded set of values for the <c>error</c> tag: the RFC 6749 codes, else the HTTP status, else "unavailable".</summary>
@@ -786,27 +790,48 @@ public sealed class TokenManager : IDisposable
     }
 
     /// <summary>
-    /// The clock the hot path reads. With the system clock it is <see cref="Environment.TickCount64"/>: monotonic like
-    /// <see cref="TimeProvider.GetTimestamp"/>, but a few nanoseconds to read instead of tens, at millisecond
-    /// resolution (deadlines on it are set <see cref="CoarseClockMargin"/> early to cover that). Any other
-    /// <see cref="TimeProvider"/> (a fake one in tests) is read exactly.
+    /// Arms the timer that marks <paramref name="state"/> due for refresh at its <see cref="AccessTokenState.RefreshAt"/>,
+    /// replacing the previous token's. Until it fires, the hot path serves the token without reading a clock (reading
+    /// one costs more than the rest of the check). A timer that fires late delays only the background refresh: the
+    /// token is still valid for <see cref="MistralAuthOptions.RefreshBeforeExpiry"/>, and a 401 after that is retried.
     /// </summary>
-    private long FastNow() => _coarseClock ? Environment.TickCount64 : _time.GetTimestamp();
-
-    /// <summary>Early enough to cover the coarse clock's resolution (a few milliseconds on Linux, ~16 on Windows).</summary>
-    private const long CoarseClockMargin = 50;
-
-    /// <summary>A <see cref="TimeProvider.GetTimestamp"/> deadline on the fast clock.</summary>
-    private long FastDeadline(long timestampDeadline)
+    private void ArmRefreshDueLocked(AccessTokenState? state)
     {
-        if (!_coarseClock || timestampDeadline == long.MaxValue)
+        _refreshDueTimer?.Dispose();
+        _refreshDueTimer = null;
+        if (state is null || state.RefreshAt == long.MaxValue || _disposed.IsCancellationRequested)
         {
-            return timestampDeadline;
+            return;
         }
 
-        var remainingMilliseconds = (timestampDeadline - _time.GetTimestamp()) * 1000.0 / _time.TimestampFrequency;
-        return Environment.TickCount64 + (long)Math.Floor(remainingMilliseconds) - CoarseClockMargin;
+        // Never later than a second before expiry, even with RefreshBeforeExpiry = 0: a timer that fires a little late
+        // must not leave an expired token on the hot path. Marked early, the token is served as is by the exact path.
+        var markAt = Math.Min(state.RefreshAt, state.ExpiresAt - ToTimestampSpan(HotPathExpiryMargin));
+        var dueIn = _time.GetElapsedTime(_time.GetTimestamp(), markAt);
+        if (dueIn <= TimeSpan.Zero)
+        {
+            state.MarkRefreshDue();
+            return;
+        }
+
+        // The callback holds the state only, not the manager, and runs with no caller's ExecutionContext (AsyncLocals).
+        var suppressed = ExecutionContext.IsFlowSuppressed();
+        var flow = suppressed ? default : ExecutionContext.SuppressFlow();
+        try
+        {
+            _refreshDueTimer = _time.CreateTimer(static s => ((AccessTokenState)s!).MarkRefreshDue(), state, dueIn, Timeout.InfiniteTimeSpan);
+        }
+        finally
+        {
+            if (!suppressed)
+            {
+                flow.Undo();
+            }
+        }
     }
+
+    /// <summary>How long before expiry, at the latest, the hot path stops serving a token without reading the clock.</summary>
+    private static readonly TimeSpan HotPathExpiryMargin = TimeSpan.FromSeconds(1);
 
     private long ToTimestampSpan(TimeSpan span) => (long)(span.Ticks * (_time.TimestampFrequency / (double)TimeSpan.TicksPerSecond));
 }

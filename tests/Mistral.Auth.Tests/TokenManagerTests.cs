@@ -381,6 +381,54 @@ public class TokenManagerTests
     }
 
     [Fact]
+    public async Task GetAccessTokenAsync_RefreshTimeComes_MarkedDueThenRefreshedInTheBackground()
+    {
+        using var h = new Harness(o => o.RefreshBeforeExpiry = TimeSpan.FromSeconds(60), s => s.AccessTokenLifetime = TimeSpan.FromSeconds(600));
+        var first = await h.Manager.GetAccessTokenAsync(Ct);
+        var state = h.Manager.CurrentState!;
+        Assert.Equal(TestClock.Start.AddSeconds(539), state.RefreshOn); // 599 s of life, less 60
+
+        h.Time.Advance(TimeSpan.FromSeconds(539) - TimeSpan.FromTicks(1));
+        Assert.False(state.IsRefreshDue, "not due a tick before its refresh time");
+        Assert.Equal(first, await h.Manager.GetAccessTokenAsync(Ct));
+        Assert.Equal(1, h.Simulator.TokenRequests);
+
+        h.Time.Advance(TimeSpan.FromTicks(1));
+        Assert.True(state.IsRefreshDue, "due at its refresh time, without any call");
+        var served = h.Manager.GetAccessTokenAsync(Ct);
+        Assert.True(served.IsCompletedSuccessfully, "the still-valid token is served while the refresh runs");
+        Assert.Equal(first, await served);
+
+        await h.Manager.WhenRefreshSettledAsync();
+        var second = await h.Manager.GetAccessTokenAsync(Ct);
+        Assert.NotEqual(first, second);
+        Assert.False(h.Manager.CurrentState!.IsRefreshDue, "the new token is not due");
+        Assert.Equal(2, h.Simulator.TokenRequests);
+    }
+
+    [Fact]
+    public async Task GetAccessTokenAsync_NoRefreshLead_LeavesTheClockFreePathASecondBeforeExpiry()
+    {
+        using var h = new Harness(o => o.RefreshBeforeExpiry = TimeSpan.Zero, s => s.AccessTokenLifetime = TimeSpan.FromSeconds(60));
+        var first = await h.Manager.GetAccessTokenAsync(Ct);
+        var state = h.Manager.CurrentState!;
+        Assert.Equal(TestClock.Start.AddSeconds(59), state.ExpiresOn);
+
+        h.Time.Advance(TimeSpan.FromSeconds(58) - TimeSpan.FromTicks(1));
+        Assert.False(state.IsRefreshDue);
+
+        // A second before expiry every caller goes through the exact clock check, which still serves the token as is.
+        h.Time.Advance(TimeSpan.FromTicks(1));
+        Assert.True(state.IsRefreshDue);
+        Assert.Equal(first, await h.Manager.GetAccessTokenAsync(Ct));
+        Assert.Equal(1, h.Simulator.TokenRequests);
+
+        h.Time.Advance(TimeSpan.FromSeconds(1));
+        Assert.NotEqual(first, await h.Manager.GetAccessTokenAsync(Ct));
+        Assert.Equal(2, h.Simulator.TokenRequests);
+    }
+
+    [Fact]
     public async Task GetAccessTokenAsync_SystemClock_ServesAValidTokenWithoutWaiting()
     {
         using var simulator = Simulator.MistralApiSimulator.Start();
@@ -391,8 +439,7 @@ public class TokenManagerTests
 
         Assert.True(again.IsCompletedSuccessfully, "a valid token is served from the hot path");
         Assert.Equal(first, await again);
-        Assert.True(manager.CurrentState!.FastRefreshAt < Environment.TickCount64 + (long)TimeSpan.FromMinutes(5).TotalMilliseconds,
-            "on the system clock the refresh deadline is on Environment.TickCount64, set no later than the real one");
+        Assert.False(manager.CurrentState!.IsRefreshDue, "a token minutes from its refresh time is not due yet");
         Assert.Equal(1, simulator.TokenRequests);
     }
 

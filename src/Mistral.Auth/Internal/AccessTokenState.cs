@@ -5,17 +5,16 @@ using System.Text;
 namespace Mistral.Auth.Internal;
 
 /// <summary>
-/// One access token and everything a caller needs about it, immutable and swapped whole, so that the hot path is
-/// one volatile read and one comparison.
+/// One access token and everything a caller needs about it, swapped whole (only its refresh-due flag ever changes),
+/// so that the hot path is two volatile reads.
 /// </summary>
 internal sealed class AccessTokenState
 {
-    public AccessTokenState(string accessToken, long refreshAt, long expiresAt, DateTimeOffset expiresOn, DateTimeOffset refreshOn, long? fastRefreshAt = null)
+    public AccessTokenState(string accessToken, long refreshAt, long expiresAt, DateTimeOffset expiresOn, DateTimeOffset refreshOn)
     {
         AccessToken = accessToken;
         Header = new AuthenticationHeaderValue("Bearer", accessToken);
         RefreshAt = refreshAt;
-        FastRefreshAt = fastRefreshAt ?? refreshAt;
         ExpiresAt = expiresAt;
         ExpiresOn = expiresOn;
         RefreshOn = refreshOn;
@@ -31,10 +30,16 @@ internal sealed class AccessTokenState
     public long RefreshAt { get; }
 
     /// <summary>
-    /// <see cref="RefreshAt"/> on the manager's fast clock (see <c>TokenManager.FastNow</c>): the only value the hot path
-    /// compares. A field, read without a call.
+    /// Set by the manager's timer (see <c>TokenManager.ArmRefreshDueLocked</c>) when <see cref="RefreshAt"/> comes, or a
+    /// second before expiry if that is earlier. Until then the hot path serves the token without reading a clock; from
+    /// then on every caller goes through the exact clock check, which decides whether to serve, refresh or wait.
     /// </summary>
-    public readonly long FastRefreshAt;
+    public bool IsRefreshDue => _refreshDue;
+
+    private volatile bool _refreshDue;
+
+    /// <summary>Sends every later caller down the exact path, which refreshes in the background or waits.</summary>
+    public void MarkRefreshDue() => _refreshDue = true;
 
     /// <summary>The <see cref="TimeProvider.GetTimestamp"/> from which the token is no longer served.</summary>
     public long ExpiresAt { get; }
