@@ -41,13 +41,13 @@ public static class Program
             string.Empty,
             "### Interleaved hot path",
         };
-        report.AddRange(await Interleaved.HotPathAsync(turns: quick ? 60 : 300, operationsPerTurn: 20_000));
+        report.AddRange(await Interleaved.HotPathAsync(turns: quick ? 100 : 300, operationsPerTurn: 20_000));
         report.Add(string.Empty);
         report.Add("### Storms");
         report.AddRange(await Storms.RunAsync(atExpiry: 10_000, simultaneous401s: 1_000));
         report.Add(string.Empty);
         report.Add("### Loopback end to end");
-        report.AddRange(await Interleaved.LoopbackAsync(turns: quick ? 10 : 40, turnLength: TimeSpan.FromMilliseconds(quick ? 300 : 500), concurrency: 16));
+        report.AddRange(await Interleaved.LoopbackAsync(turns: quick ? 20 : 40, turnLength: TimeSpan.FromMilliseconds(quick ? 300 : 500), concurrency: 16));
         report.Add(string.Empty);
 
         var summary = BenchmarkRunner.Run<HotPathBenchmarks>(config);
