@@ -1,4 +1,5 @@
 using System.Globalization;
+using System.Net;
 using System.Runtime.InteropServices;
 using BenchmarkDotNet.Configs;
 using BenchmarkDotNet.Jobs;
@@ -56,7 +57,7 @@ public static class Program
         var table = Path.Combine(summary.ResultsDirectoryPath, "Mistral.Auth.Benchmarks.HotPathBenchmarks-report-github.md");
         if (File.Exists(table))
         {
-            report.AddRange(File.ReadAllLines(table).Where(l => l.StartsWith('|')));
+            report.AddRange(File.ReadAllLines(table).Where(l => l.StartsWith('|')).Select(l => WebUtility.HtmlDecode(l))); // it writes ' as &#39;
         }
 
         report.Add(string.Empty);
