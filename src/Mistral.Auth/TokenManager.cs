@@ -156,8 +156,7 @@ public sealed class TokenManager : IDisposable
     /// <exception cref="ObjectDisposedException">The manager was disposed.</exception>
     public ValueTask<string> GetAccessTokenAsync(CancellationToken cancellationToken = default)
     {
-        var state = Volatile.Read(ref _state);
-        if (state is not null && !state.IsRefreshDue)
+        if (FreshState() is { } state)
         {
             return new ValueTask<string>(state.AccessToken);
         }
@@ -232,13 +231,17 @@ public sealed class TokenManager : IDisposable
     /// <summary>The token state for the handler: the same rules as <see cref="GetAccessTokenAsync"/>.</summary>
     internal ValueTask<AccessTokenState> GetStateAsync(CancellationToken cancellationToken)
     {
-        var state = Volatile.Read(ref _state);
-        if (state is not null && !state.IsRefreshDue)
-        {
-            return new ValueTask<AccessTokenState>(state);
-        }
+        return FreshState() is { } state ? new ValueTask<AccessTokenState>(state) : GetStateSlowAsync(cancellationToken);
+    }
 
-        return GetStateSlowAsync(cancellationToken);
+    /// <summary>
+    /// The hot path of <see cref="GetAccessTokenAsync"/> and the handler: the current token while its refresh point has
+    /// not come, read without a lock or a clock; <see langword="null"/> sends the caller to the exact path.
+    /// </summary>
+    private AccessTokenState? FreshState()
+    {
+        var state = Volatile.Read(ref _state);
+        return state is not null && !state.IsRefreshDue ? state : null;
     }
 
     /// <summary>
@@ -791,9 +794,10 @@ public sealed class TokenManager : IDisposable
 
     /// <summary>
     /// Arms the timer that marks <paramref name="state"/> due for refresh at its <see cref="AccessTokenState.RefreshAt"/>,
-    /// replacing the previous token's. Until it fires, the hot path serves the token without reading a clock (reading
-    /// one costs more than the rest of the check). A timer that fires late delays only the background refresh: the
-    /// token is still valid for <see cref="MistralAuthOptions.RefreshBeforeExpiry"/>, and a 401 after that is retried.
+    /// or a second before expiry if that is earlier, replacing the previous token's. Until it fires, the hot path serves
+    /// the token without reading a clock (reading one costs more than the rest of the check). A timer that fires late
+    /// delays the background refresh; only one more than that second late could let an expired token out, and the
+    /// API's 401 to it is refreshed and retried once.
     /// </summary>
     private void ArmRefreshDueLocked(AccessTokenState? state)
     {
