@@ -16,7 +16,17 @@ namespace Mistral.Auth;
 /// </para>
 /// <para>
 /// A request that already carries an <c>Authorization</c> header is sent unchanged. A request never goes out without
-/// a token: when none can be obtained, <see cref="MistralAuthException"/> is thrown instead. After a 401 the token is
+/// a token: when none can be obtained, <see cref="MistralAuthException"/> is thrown instead.
+/// </para>
+/// <para>
+/// The token goes only to an allowed host (see <see cref="MistralAuthOptions.AllowedHosts"/>), over HTTPS or to
+/// loopback, and every send that carries it is checked for the URI it actually goes to: when the inner handler followed
+/// a redirect and the redirect target answered 401, the request is sent again only if that target is allowed — with the
+/// current token, since .NET removed it on the redirect — and a 401 from a host that may not carry the token never
+/// causes a refresh.
+/// </para>
+/// <para>
+/// After a 401 the token is
 /// refreshed only if the rejected token is still the current one, so many simultaneous 401s cause one refresh; the
 /// first 401 response is disposed and the request is sent again with a byte-identical body. A second 401 is returned
 /// to the caller. A body that cannot be replayed (a stream of unknown or large length) is sent once and its 401 is
@@ -73,6 +83,7 @@ public sealed class MistralAuthHandler : DelegatingHandler
         // Hot path: a valid token and nothing to buffer. No await, so nothing is allocated beyond what the inner
         // handlers allocate.
         var state = pendingState.Result;
+        var sentTo = request.RequestUri;
         request.Headers.Authorization = state.Header;
         var pendingResponse = base.SendAsync(request, cancellationToken);
         if (pendingResponse.IsCompletedSuccessfully && pendingResponse.Result.StatusCode != HttpStatusCode.Unauthorized)
@@ -80,7 +91,7 @@ public sealed class MistralAuthHandler : DelegatingHandler
             return pendingResponse;
         }
 
-        return CompleteAsync(request, state, replayable: true, pendingResponse, cancellationToken);
+        return CompleteAsync(request, sentTo, state, replayable: true, pendingResponse, cancellationToken);
     }
 
     /// <inheritdoc />
@@ -95,6 +106,7 @@ public sealed class MistralAuthHandler : DelegatingHandler
         var replayable = ReplayableContent.PrepareAsync(request.Content, cancellationToken).AsTask().GetAwaiter().GetResult();
         var pendingState = _tokenManager.GetStateAsync(cancellationToken);
         var state = pendingState.IsCompletedSuccessfully ? pendingState.Result : pendingState.AsTask().GetAwaiter().GetResult();
+        var sentTo = request.RequestUri;
         request.Headers.Authorization = state.Header;
         var response = base.Send(request, cancellationToken);
         if (response.StatusCode != HttpStatusCode.Unauthorized)
@@ -102,8 +114,8 @@ public sealed class MistralAuthHandler : DelegatingHandler
             return response;
         }
 
-        var fresh = RefreshAfterRejectionAsync(state, response, cancellationToken).GetAwaiter().GetResult();
-        if (!ShouldResend(request, state, fresh, replayable, response))
+        var retry = ResolveRetryAsync(request, sentTo, state, response, cancellationToken).AsTask().GetAwaiter().GetResult();
+        if (retry is not { } fresh || !ShouldResend(request, state, fresh, replayable, response))
         {
             return response;
         }
@@ -112,15 +124,17 @@ public sealed class MistralAuthHandler : DelegatingHandler
     }
 
     /// <summary>The token goes only to an allowed host, over HTTPS or to loopback (RFC 6750 §5.3).</summary>
-    private bool MayCarryToken(HttpRequestMessage request)
+    private bool MayCarryToken(HttpRequestMessage request) => MayCarryToken(request.RequestUri);
+
+    private bool MayCarryToken(Uri? target)
     {
         var allowed = _allowedHosts ??= ResolveAllowedHosts();
-        if (allowed.Allows(request.RequestUri))
+        if (allowed.Allows(target))
         {
             return true;
         }
 
-        _logger.TokenWithheld(request.RequestUri?.Host ?? "(no URI)");
+        _logger.TokenWithheld(target?.IdnHost ?? "(no URI)");
         return false;
     }
 
@@ -142,13 +156,15 @@ public sealed class MistralAuthHandler : DelegatingHandler
         // Buffer before the first send, so the body can be sent again byte for byte after a 401.
         var replayable = await ReplayableContent.PrepareAsync(request.Content, cancellationToken).ConfigureAwait(false);
         var state = await pendingState.ConfigureAwait(false);
+        var sentTo = request.RequestUri;
         request.Headers.Authorization = state.Header;
-        return await CompleteAsync(request, state, replayable, base.SendAsync(request, cancellationToken), cancellationToken)
+        return await CompleteAsync(request, sentTo, state, replayable, base.SendAsync(request, cancellationToken), cancellationToken)
             .ConfigureAwait(false);
     }
 
     private async Task<HttpResponseMessage> CompleteAsync(
         HttpRequestMessage request,
+        Uri? sentTo,
         AccessTokenState state,
         bool replayable,
         Task<HttpResponseMessage> pendingResponse,
@@ -160,8 +176,8 @@ public sealed class MistralAuthHandler : DelegatingHandler
             return response;
         }
 
-        var fresh = await RefreshAfterRejectionAsync(state, response, cancellationToken).ConfigureAwait(false);
-        if (!ShouldResend(request, state, fresh, replayable, response))
+        var retry = await ResolveRetryAsync(request, sentTo, state, response, cancellationToken).ConfigureAwait(false);
+        if (retry is not { } fresh || !ShouldResend(request, state, fresh, replayable, response))
         {
             return response;
         }
@@ -170,11 +186,31 @@ public sealed class MistralAuthHandler : DelegatingHandler
         return await base.SendAsync(request, cancellationToken).ConfigureAwait(false);
     }
 
-    private async Task<AccessTokenState> RefreshAfterRejectionAsync(
-        AccessTokenState rejected, HttpResponseMessage response, CancellationToken cancellationToken)
+    /// <summary>
+    /// After a 401, the token to send again with, or <see langword="null"/> to return the 401 as it is. The request's
+    /// URI is read again: an inner handler that followed a redirect has rewritten it, and the re-send goes there.
+    /// </summary>
+    /// <remarks>
+    /// A host outside the allow-list never gets the token and its 401 never causes a refresh. A redirect target that
+    /// is allowed answered a request from which .NET had removed the token (it drops <c>Authorization</c> on every
+    /// redirect), so it rejected nothing of ours: the current token is sent there once, without a refresh.
+    /// </remarks>
+    private async ValueTask<AccessTokenState?> ResolveRetryAsync(
+        HttpRequestMessage request, Uri? sentTo, AccessTokenState rejected, HttpResponseMessage response, CancellationToken cancellationToken)
     {
+        var target = request.RequestUri;
+        if (!MayCarryToken(target))
+        {
+            return null;
+        }
+
         try
         {
+            if (!Equals(target, sentTo))
+            {
+                return await _tokenManager.GetStateAsync(cancellationToken).ConfigureAwait(false);
+            }
+
             return await _tokenManager.RefreshAfterRejectionAsync(rejected, cancellationToken).ConfigureAwait(false);
         }
         catch

@@ -1,11 +1,18 @@
+using System.Globalization;
 using System.Net;
 using System.Net.Sockets;
 
 namespace Mistral.Auth.Internal;
 
 /// <summary>Decides whether a request may carry the access token: an allowed host, over HTTPS (or HTTP to loopback).</summary>
+/// <remarks>
+/// Hosts are compared in their ASCII (punycode) form, whichever form the configuration or the request URI uses, so
+/// <c>bücher.example</c> and <c>xn--bcher-kva.example</c> are one host.
+/// </remarks>
 internal sealed class AllowedHostSet
 {
+    private static readonly IdnMapping Idn = new();
+
     private readonly string[] _exact;
     private readonly string[] _suffixes;
     private readonly string[] _prefixes;
@@ -14,19 +21,27 @@ internal sealed class AllowedHostSet
     {
         var exact = new List<string>();
         var suffixes = new List<string>();
+        var unicode = new List<string>();
         foreach (var host in hosts)
         {
             var trimmed = host.Trim().TrimEnd('.');
             if (trimmed.StartsWith("*.", StringComparison.Ordinal))
             {
-                suffixes.Add(trimmed[1..]); // ".mistral.ai"
+                suffixes.Add("." + ToAscii(trimmed[2..])); // ".mistral.ai"
+            }
+            else if (IPAddress.TryParse(trimmed.Trim('[', ']'), out var address) && address.AddressFamily == AddressFamily.InterNetworkV6)
+            {
+                exact.Add($"[{address}]"); // as Uri.Host writes it
             }
             else
             {
-                // Uri.Host writes an IPv6 address in brackets.
-                exact.Add(IPAddress.TryParse(trimmed, out var address) && address.AddressFamily == AddressFamily.InterNetworkV6
-                    ? $"[{address}]"
-                    : trimmed);
+                var ascii = ToAscii(trimmed);
+                exact.Add(ascii);
+                var display = ToUnicode(ascii);
+                if (!string.Equals(display, ascii, StringComparison.Ordinal))
+                {
+                    unicode.Add(display); // for the prefix check on a URI written with the Unicode host
+                }
             }
         }
 
@@ -36,16 +51,15 @@ internal sealed class AllowedHostSet
         // "https://host/" (and "http://host/" for a loopback host): a request URI that starts with one of these has
         // that host, on the default port, over an allowed transport — decided without parsing the host out again.
         var prefixes = new List<string>();
-        foreach (var host in _exact)
+        foreach (var host in exact.Concat(unicode))
         {
             // A loopback host is usually reached over plain HTTP, any other over HTTPS: the likelier prefix goes first.
-            var lower = host.ToLowerInvariant();
-            if (Uri.TryCreate($"http://{lower}/", UriKind.Absolute, out var plain) && MistralAuthOptionsValidator.IsLoopback(plain))
+            if (Uri.TryCreate($"http://{host}/", UriKind.Absolute, out var plain) && MistralAuthOptionsValidator.IsLoopback(plain))
             {
-                prefixes.Add($"http://{lower}/");
+                prefixes.Add($"http://{host}/");
             }
 
-            prefixes.Add($"https://{lower}/");
+            prefixes.Add($"https://{host}/");
         }
 
         _prefixes = [.. prefixes];
@@ -76,8 +90,8 @@ internal sealed class AllowedHostSet
             }
         }
 
-        // Host first: on the hot path it is one comparison with the one allowed host.
-        var host = uri.Host;
+        // Host first, in its ASCII form (Uri.Host keeps an internationalised host in Unicode).
+        var host = uri.HostNameType == UriHostNameType.Dns ? uri.IdnHost : uri.Host;
         var known = false;
         foreach (var allowed in _exact)
         {
@@ -119,6 +133,37 @@ internal sealed class AllowedHostSet
             host = host[2..];
         }
 
-        return Uri.CheckHostName(host) != UriHostNameType.Unknown;
+        try
+        {
+            return Uri.CheckHostName(ToAscii(host.TrimEnd('.'))) != UriHostNameType.Unknown;
+        }
+        catch (ArgumentException)
+        {
+            return false;
+        }
+    }
+
+    /// <summary>The host in lower-case ASCII (punycode for an internationalised name); IP addresses as they are.</summary>
+    private static string ToAscii(string host)
+    {
+        var lower = host.ToLowerInvariant();
+        if (IPAddress.TryParse(lower, out _) || lower.All(char.IsAscii))
+        {
+            return lower;
+        }
+
+        return Idn.GetAscii(lower);
+    }
+
+    private static string ToUnicode(string asciiHost)
+    {
+        try
+        {
+            return asciiHost.Contains("xn--", StringComparison.Ordinal) ? Idn.GetUnicode(asciiHost) : asciiHost;
+        }
+        catch (ArgumentException)
+        {
+            return asciiHost;
+        }
     }
 }
