@@ -27,7 +27,10 @@ public sealed class MistralAuthOptions
     /// Gets or sets a static API key, the way the public Mistral API authenticates today: sent as the bearer token and
     /// never refreshed. A 401 then means the key is invalid or revoked and is reported as a <see cref="MistralAuthException"/>.
     /// </summary>
-    /// <value>No default. Set either this or the OAuth settings, not both.</value>
+    /// <value>
+    /// No default. Set either this or the OAuth settings, not both. Surrounding white space (the newline a secret file
+    /// ends with) is removed; white space, control or non-ASCII characters inside the key fail validation at start.
+    /// </value>
     public string? ApiKey { get; set; }
 
     /// <summary>Gets or sets the <c>scope</c> requested with the client_credentials grant.</summary>
@@ -97,7 +100,7 @@ public sealed class MistralAuthOptions
     /// <returns>A description of the settings that is safe to log.</returns>
     public override string ToString() => string.Create(
         CultureInfo.InvariantCulture,
-        $"TokenEndpoint={TokenEndpoint}, ClientId={ClientId ?? "(null)"}, ClientSecret={Mask(ClientSecret)}, RefreshToken={Mask(RefreshToken)}, ApiKey={Mask(ApiKey)}, Scope={Scope ?? "(null)"}, TokenSource={(TokenSource is null ? "(null)" : TokenSource.GetType().Name)}, RefreshBeforeExpiry={RefreshBeforeExpiry}, TokenRequestFormat={TokenRequestFormat}, RefreshTimeout={RefreshTimeout}, RefreshRetryDelay={RefreshRetryDelay}, AllowedHosts=[{string.Join(", ", AllowedHosts)}], Resilience=({Resilience})");
+        $"TokenEndpoint={Shown(TokenEndpoint)}, ClientId={ClientId ?? "(null)"}, ClientSecret={Mask(ClientSecret)}, RefreshToken={Mask(RefreshToken)}, ApiKey={Mask(ApiKey)}, Scope={Scope ?? "(null)"}, TokenSource={(TokenSource is null ? "(null)" : TokenSource.GetType().Name)}, RefreshBeforeExpiry={RefreshBeforeExpiry}, TokenRequestFormat={TokenRequestFormat}, RefreshTimeout={RefreshTimeout}, RefreshRetryDelay={RefreshRetryDelay}, AllowedHosts=[{string.Join(", ", AllowedHosts)}], Resilience=({Resilience})");
 
     /// <summary>Which way tokens are obtained, from the settings present.</summary>
     internal CredentialMode Mode =>
@@ -109,16 +112,29 @@ public sealed class MistralAuthOptions
 
     private static string Mask(string? secret) => secret is null ? "(null)" : "***";
 
+    private static string Shown(Uri? endpoint) =>
+        endpoint is null ? "(null)"
+        : endpoint.IsAbsoluteUri && endpoint.UserInfo.Length > 0 ? TokenEndpointClient.ForMessages(endpoint) + " (user information hidden)"
+        : endpoint.ToString();
+
+    /// <summary>
+    /// A secret as it is used: an API key without surrounding white space, the OAuth values without the surrounding
+    /// line breaks and tabs that a secret file or a mounted secret adds (RFC 6749 allows neither in them).
+    /// </summary>
+    private static string? TrimApiKey(string? value) => value?.Trim();
+
+    private static string? TrimLineBreaks(string? value) => value?.Trim('\r', '\n', '\t');
+
     /// <summary>Copies the settings, so that a later change to this instance does not reach a running manager.</summary>
     internal MistralAuthOptions Clone()
     {
         var copy = new MistralAuthOptions
         {
             TokenEndpoint = TokenEndpoint,
-            ClientId = ClientId,
-            ClientSecret = ClientSecret,
-            RefreshToken = RefreshToken,
-            ApiKey = ApiKey,
+            ClientId = TrimLineBreaks(ClientId),
+            ClientSecret = TrimLineBreaks(ClientSecret),
+            RefreshToken = TrimLineBreaks(RefreshToken),
+            ApiKey = TrimApiKey(ApiKey),
             Scope = Scope,
             TokenSource = TokenSource,
             RefreshBeforeExpiry = RefreshBeforeExpiry,

@@ -1,6 +1,7 @@
 using System.Diagnostics.Metrics;
 using Microsoft.Extensions.Configuration;
 using Microsoft.Extensions.DependencyInjection.Extensions;
+using Microsoft.Extensions.Http;
 using Microsoft.Extensions.Logging;
 using Microsoft.Extensions.Options;
 using Mistral.Auth;
@@ -80,8 +81,11 @@ public static class MistralAuthServiceCollectionExtensions
         services.TryAddEnumerable(ServiceDescriptor.Singleton<IValidateOptions<MistralAuthOptions>, MistralAuthOptionsValidator>());
         services.TryAddSingleton(TimeProvider.System);
 
-        // The back-channel to the token endpoint: a named client, so users can add resilience or a proxy to it.
+        // The back-channel to the token endpoint: a named client, so users can add resilience or a proxy to it. It never
+        // follows a redirect (the request carries the credentials), whatever primary handler was configured: this runs
+        // after every other configuration of the client.
         services.AddHttpClient(MistralAuthDefaults.TokenEndpointClientName);
+        services.TryAddEnumerable(ServiceDescriptor.Singleton<IPostConfigureOptions<HttpClientFactoryOptions>, NoRedirectsOnTokenEndpoint>());
 
         if (!services.Any(d => d.IsKeyedService && d.ServiceType == typeof(TokenManager) && Equals(d.ServiceKey, name)))
         {

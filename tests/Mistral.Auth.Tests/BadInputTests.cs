@@ -24,7 +24,7 @@ public class BadInputTests(WireMockFixture fixture) : IClassFixture<WireMockFixt
     public static TheoryData<string, int, string?, string, string> Cases => new()
     {
         // name, status, content type, body, what the message must say
-        { "JWT payload not base64url", 200, "application/json", Body($"{Header}.!!not*base64!!.sig"), "payload segment is not valid base64url" },
+        { "JWT payload not base64url", 200, "application/json", Body($"{Header}.not+base64/url.sig"), "payload segment is not valid base64url" },
         { "JWT with two segments", 200, "application/json", Body($"{Header}.{TestJwt.Encode("""{"exp":1}""")}"), "2 dot-separated segments where a JWT has 3" },
         { "JWT with four segments", 200, "application/json", Body($"{Header}.{TestJwt.Encode("""{"exp":1}""")}.a.b"), "4 dot-separated segments" },
         { "JWT payload not JSON", 200, "application/json", Body($"{Header}.{TestJwt.Encode("not json at all")}.sig"), "payload is not valid JSON" },

@@ -30,6 +30,17 @@ internal sealed class MistralAuthOptionsValidator : IValidateOptions<MistralAuth
             failures.Add("MistralAuthOptions.TokenEndpoint must use HTTPS (plain HTTP is allowed only to a loopback address).");
         }
 
+        if (options.TokenEndpoint is { IsAbsoluteUri: true } endpoint && endpoint.UserInfo.Length > 0)
+        {
+            // Never echoed: it may hold a password.
+            failures.Add("MistralAuthOptions.TokenEndpoint must not contain user information (user:password@): put the client's credentials in ClientId and ClientSecret.");
+        }
+
+        if (options.ApiKey is { } apiKey && !string.IsNullOrWhiteSpace(apiKey) && ApiKeyProblem(apiKey.Trim()) is { } problem)
+        {
+            failures.Add($"MistralAuthOptions.ApiKey contains {problem} inside it: an API key is one word of visible ASCII characters. Surrounding white space (a trailing newline from a secret file) is removed; check the key's source.");
+        }
+
         switch (options.Mode)
         {
             case CredentialMode.None:
@@ -116,6 +127,30 @@ internal sealed class MistralAuthOptionsValidator : IValidateOptions<MistralAuth
         }
 
         return failures;
+    }
+
+    /// <summary>What is wrong with a (trimmed) API key for an <c>Authorization</c> header, or <see langword="null"/>.</summary>
+    private static string? ApiKeyProblem(string apiKey)
+    {
+        foreach (var c in apiKey)
+        {
+            if (char.IsWhiteSpace(c))
+            {
+                return "white space";
+            }
+
+            if (char.IsControl(c))
+            {
+                return "a control character";
+            }
+
+            if (c > '~')
+            {
+                return "a non-ASCII character";
+            }
+        }
+
+        return null;
     }
 
     internal static bool IsLoopback(Uri uri) =>

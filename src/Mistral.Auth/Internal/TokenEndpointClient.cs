@@ -25,10 +25,16 @@ internal sealed class TokenEndpointClient
         _httpClientFactory = httpClientFactory;
         _options = options;
         _pipeline = pipeline;
-        _endpointForMessages = options.TokenEndpoint.GetLeftPart(UriPartial.Path);
+        _endpointForMessages = ForMessages(options.TokenEndpoint);
     }
 
     public string EndpointForMessages => _endpointForMessages;
+
+    /// <summary>An endpoint as messages and logs show it: scheme, host, port and path; never user information or a query.</summary>
+    public static string ForMessages(Uri endpoint) =>
+        endpoint.IsAbsoluteUri
+            ? endpoint.GetComponents(UriComponents.SchemeAndServer | UriComponents.Path, UriFormat.UriEscaped)
+            : "(a relative URI)";
 
     /// <summary>Exchanges the refresh token in <paramref name="credentials"/> for a new access token.</summary>
     /// <exception cref="MistralAuthException">The endpoint could not be reached or refused, or its answer is unusable.</exception>
@@ -88,6 +94,7 @@ internal sealed class TokenEndpointClient
 
         using (response)
         {
+            ThrowIfRedirected(response);
             var body = await response.Content.ReadAsByteArrayAsync(cancellationToken).ConfigureAwait(false);
             if (response.IsSuccessStatusCode)
             {
@@ -165,6 +172,38 @@ internal sealed class TokenEndpointClient
         var content = new ByteArrayContent(buffer.ToArray());
         content.Headers.ContentType = new MediaTypeHeaderValue("application/json");
         return content;
+    }
+
+    /// <summary>
+    /// A redirect is never followed: it would send the client secret and the refresh token to a host nobody configured,
+    /// and an answer from there would be taken as a token. The back-channel is built not to follow redirects; a client
+    /// supplied by the application may, and then the answer is refused because it came from elsewhere.
+    /// </summary>
+    private void ThrowIfRedirected(HttpResponseMessage response)
+    {
+        var status = (int)response.StatusCode;
+        if (status is >= 300 and < 400)
+        {
+            var location = response.Headers.Location;
+            var where = location is null
+                ? "without a Location"
+                : location.IsAbsoluteUri ? $"to host {location.IdnHost}" : $"to a path on the same host";
+            throw new MistralAuthException(
+                $"The token endpoint {_endpointForMessages} answered {Status(response)}, a redirect {where}. Redirects are not followed, so the credentials go only to the configured TokenEndpoint: set TokenEndpoint to the address the server redirects to if it is legitimate.")
+            {
+                StatusCode = status,
+            };
+        }
+
+        var answeredBy = response.RequestMessage?.RequestUri;
+        if (answeredBy is not null && !Uri.Equals(answeredBy, _options.TokenEndpoint))
+        {
+            throw new MistralAuthException(
+                $"The token endpoint {_endpointForMessages} was redirected to host {answeredBy.IdnHost} by the HttpClient's handler, which follows redirects; its answer was not used. Give the token endpoint client a handler with AllowAutoRedirect = false.")
+            {
+                StatusCode = status,
+            };
+        }
     }
 
     private static string Attempts(int attempts) => attempts == 1 ? "1 attempt" : $"{attempts} attempts";
@@ -271,10 +310,15 @@ internal sealed class TokenEndpointClient
                 throw Invalid(response, "no access_token");
             }
 
+            if (BearerTokenSyntax.Problem(accessToken) is { } problem)
+            {
+                throw Invalid(response, $"an access_token containing {problem}, which a bearer token cannot hold ({BearerTokenSyntax.Rule}); it was not used");
+            }
+
             var tokenType = ReadString(response, root, "token_type");
             if (tokenType is not null && !string.Equals(tokenType, "Bearer", StringComparison.OrdinalIgnoreCase))
             {
-                throw Invalid(response, $"token_type '{Scrub(tokenType, credentials)}' where 'Bearer' was expected (RFC 6750)");
+                throw Invalid(response, $"token_type '{SecretScrubber.Scrub(tokenType, credentials)}' where 'Bearer' was expected (RFC 6750)");
             }
 
             var expiresIn = ReadExpiresIn(response, root);
@@ -310,8 +354,8 @@ internal sealed class TokenEndpointClient
             }
         }
 
-        error = Scrub(error, credentials);
-        description = Scrub(description, credentials);
+        error = SecretScrubber.Scrub(error, credentials);
+        description = SecretScrubber.Scrub(description, credentials);
 
         var message = new StringBuilder(160)
             .Append(CultureInfo.InvariantCulture, $"The token endpoint {_endpointForMessages} refused the refresh: {Status(response)}");
@@ -384,26 +428,6 @@ internal sealed class TokenEndpointClient
         {
             StatusCode = (int)response.StatusCode,
         };
-
-    private static string? Scrub(string? serverText, ClientCredentials credentials)
-    {
-        if (serverText is null)
-        {
-            return null;
-        }
-
-        // A server may echo what it was sent; the secrets never reach a message.
-        if (!string.IsNullOrEmpty(credentials.RefreshToken))
-        {
-            serverText = serverText.Replace(credentials.RefreshToken, "***", StringComparison.Ordinal);
-        }
-        if (!string.IsNullOrEmpty(credentials.ClientSecret))
-        {
-            serverText = serverText.Replace(credentials.ClientSecret, "***", StringComparison.Ordinal);
-        }
-
-        return serverText.Length > 300 ? string.Concat(serverText.AsSpan(0, 300), "…") : serverText;
-    }
 
     private static string? StringOrNull(JsonElement root, string name) =>
         root.TryGetProperty(name, out var value) && value.ValueKind == JsonValueKind.String ? value.GetString() : null;
