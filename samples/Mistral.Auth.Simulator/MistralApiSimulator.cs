@@ -26,6 +26,7 @@ public sealed class MistralApiSimulator : IDisposable
     private readonly object _gate = new();
     private readonly TimeProvider _time;
     private readonly HashSet<string> _validRefreshTokens = new(StringComparer.Ordinal);
+    private readonly HashSet<string> _spentRefreshTokens = new(StringComparer.Ordinal);
     private readonly Dictionary<string, long> _accessTokenExpiry = new(StringComparer.Ordinal);
     private readonly HashSet<string> _revoked = new(StringComparer.Ordinal);
     private readonly Queue<int> _injectedTokenFailures = new();
@@ -90,6 +91,21 @@ public sealed class MistralApiSimulator : IDisposable
 
     /// <summary>Gets the number of refresh attempts answered with <c>invalid_grant</c>.</summary>
     public int InvalidGrants { get; private set; }
+
+    /// <summary>
+    /// Gets or sets whether a refresh token used a second time revokes the whole grant — every refresh and access token
+    /// issued from it — as servers that detect refresh token reuse do (OAuth 2.0 Security BCP, RFC 9700 §4.14.2).
+    /// </summary>
+    public bool RevokeGrantOnReuse { get; set; }
+
+    /// <summary>Gets the number of times a reused refresh token revoked the whole grant.</summary>
+    public int GrantsRevoked { get; private set; }
+
+    /// <summary>
+    /// Gets or sets a callback run when a token request arrives, before it is answered (outside the simulator's lock),
+    /// for example to take a dependency down while the token endpoint is answering.
+    /// </summary>
+    public Action? OnTokenRequest { get; set; }
 
     /// <summary>Gets the number of API requests received.</summary>
     public int ApiRequests { get; private set; }
@@ -160,6 +176,17 @@ public sealed class MistralApiSimulator : IDisposable
         }
     }
 
+    /// <summary>Whether the token endpoint would accept this refresh token now.</summary>
+    /// <param name="refreshToken">The refresh token.</param>
+    /// <returns><see langword="true"/> when it is live.</returns>
+    public bool AcceptsRefreshToken(string refreshToken)
+    {
+        lock (_gate)
+        {
+            return _validRefreshTokens.Contains(refreshToken);
+        }
+    }
+
     /// <summary>Revokes every access token issued so far: the API answers 401 to them from now on.</summary>
     public void RevokeAccessTokens()
     {
@@ -204,6 +231,7 @@ public sealed class MistralApiSimulator : IDisposable
 
     private ResponseMessage HandleTokenRequest(IRequestMessage request)
     {
+        OnTokenRequest?.Invoke();
         lock (_gate)
         {
             TokenRequests++;
@@ -244,6 +272,17 @@ public sealed class MistralApiSimulator : IDisposable
             if (grant == "refresh_token" && (refreshToken is null || !_validRefreshTokens.Contains(refreshToken)))
             {
                 InvalidGrants++;
+                if (RevokeGrantOnReuse && refreshToken is not null && _spentRefreshTokens.Contains(refreshToken) && _validRefreshTokens.Count > 0)
+                {
+                    // Reuse means the token leaked or a client raced itself: the whole grant goes.
+                    GrantsRevoked++;
+                    _validRefreshTokens.Clear();
+                    foreach (var token in _accessTokenExpiry.Keys)
+                    {
+                        _revoked.Add(token);
+                    }
+                }
+
                 return Json(400, """{"error":"invalid_grant","error_description":"The refresh token is invalid, expired or already used."}""");
             }
 
@@ -251,6 +290,7 @@ public sealed class MistralApiSimulator : IDisposable
             if (grant == "refresh_token" && RotateRefreshTokens)
             {
                 _validRefreshTokens.Remove(refreshToken!);
+                _spentRefreshTokens.Add(refreshToken!);
                 rotated = $"simulated-refresh-token-{++_tokenSequence}-{Guid.NewGuid():N}";
                 _validRefreshTokens.Add(rotated);
                 _issuedRefreshTokens.Add(rotated);

@@ -64,6 +64,55 @@ public static class MistralAuthRedisBuilderExtensions
         return builder.UseTokenStore(sp => new RedisTokenStore(connection(sp), chosen ?? DefaultKey(sp, name)));
     }
 
+    /// <summary>
+    /// Keeps the tokens in Redis with settings: the key, and the refresh lock's timeout and lease (see
+    /// <see cref="RedisTokenStoreOptions"/>).
+    /// </summary>
+    /// <param name="builder">The builder from <c>AddMistralAuth</c>.</param>
+    /// <param name="configuration">A StackExchange.Redis configuration string, for example <c>localhost:6379</c>.</param>
+    /// <param name="configure">Sets the <see cref="RedisTokenStoreOptions"/>.</param>
+    /// <returns>The same builder.</returns>
+    /// <exception cref="ArgumentNullException">An argument is <see langword="null"/>.</exception>
+    /// <exception cref="ArgumentException"><paramref name="configuration"/> is null or empty.</exception>
+    public static IMistralAuthBuilder UseRedisTokenStore(this IMistralAuthBuilder builder, string configuration, Action<RedisTokenStoreOptions> configure)
+    {
+        ArgumentNullException.ThrowIfNull(builder);
+        ArgumentException.ThrowIfNullOrEmpty(configuration);
+        var options = Configure(configure);
+
+        var name = builder.Name;
+        return builder.UseTokenStore(sp => RedisTokenStore.Connect(configuration, options.Key ?? DefaultKey(sp, name), options));
+    }
+
+    /// <summary>
+    /// Keeps the tokens in Redis through a connection the application already has, with settings (see
+    /// <see cref="RedisTokenStoreOptions"/>).
+    /// </summary>
+    /// <param name="builder">The builder from <c>AddMistralAuth</c>.</param>
+    /// <param name="connection">Returns the application's connection; it is not disposed by Mistral.Auth.</param>
+    /// <param name="configure">Sets the <see cref="RedisTokenStoreOptions"/>.</param>
+    /// <returns>The same builder.</returns>
+    /// <exception cref="ArgumentNullException">An argument is <see langword="null"/>.</exception>
+    public static IMistralAuthBuilder UseRedisTokenStore(
+        this IMistralAuthBuilder builder, Func<IServiceProvider, IConnectionMultiplexer> connection, Action<RedisTokenStoreOptions> configure)
+    {
+        ArgumentNullException.ThrowIfNull(builder);
+        ArgumentNullException.ThrowIfNull(connection);
+        var options = Configure(configure);
+
+        var name = builder.Name;
+        return builder.UseTokenStore(sp => new RedisTokenStore(connection(sp), options.Key ?? DefaultKey(sp, name), options));
+    }
+
+    private static RedisTokenStoreOptions Configure(Action<RedisTokenStoreOptions> configure)
+    {
+        ArgumentNullException.ThrowIfNull(configure);
+        var options = new RedisTokenStoreOptions();
+        configure(options);
+        options.Validate(); // at registration, so a bad lease fails where it is written
+        return options.Clone();
+    }
+
     private static string DefaultKey(IServiceProvider services, string name)
     {
         var clientId = services.GetRequiredService<IOptionsMonitor<MistralAuthOptions>>().Get(name).ClientId;

@@ -20,12 +20,14 @@ public sealed class RedisTokenStore : ITokenStore, IDisposable
     private const string AccessTokenField = "access_token";
     private const string RefreshOnField = "refresh_on";
     private const string ExpiresOnField = "expires_on";
+    private const string ClaimedUntilField = "claimed_until";
 
     private readonly IConnectionMultiplexer _redis;
     private readonly bool _ownsConnection;
     private readonly RedisKey _key;
     private readonly RedisKey _lockKey;
     private readonly TimeSpan _lockTimeout;
+    private readonly TimeSpan _lockLease;
 
     /// <summary>Initializes a new instance of the <see cref="RedisTokenStore"/> class on an existing connection.</summary>
     /// <param name="redis">The connection; it is not disposed with the store.</param>
@@ -33,20 +35,37 @@ public sealed class RedisTokenStore : ITokenStore, IDisposable
     /// <param name="lockTimeout">How long to wait for the refresh lock; 30 seconds when <see langword="null"/>.</param>
     /// <exception cref="ArgumentNullException"><paramref name="redis"/> is <see langword="null"/>.</exception>
     /// <exception cref="ArgumentException"><paramref name="key"/> is null or empty.</exception>
+#pragma warning disable RS0027 // Kept as it was for code written against it; the overload with options has as many parameters.
     public RedisTokenStore(IConnectionMultiplexer redis, string key, TimeSpan? lockTimeout = null)
-        : this(redis, key, lockTimeout, ownsConnection: false)
+#pragma warning restore RS0027
+        : this(redis, key, Options(lockTimeout), ownsConnection: false)
     {
     }
 
-    private RedisTokenStore(IConnectionMultiplexer redis, string key, TimeSpan? lockTimeout, bool ownsConnection)
+    /// <summary>Initializes a new instance of the <see cref="RedisTokenStore"/> class on an existing connection, with settings.</summary>
+    /// <param name="redis">The connection; it is not disposed with the store.</param>
+    /// <param name="key">The Redis key of the hash; the lock uses <c>&lt;key&gt;:refresh-lock</c>.</param>
+    /// <param name="options">The lock's timeout and lease (<see cref="RedisTokenStoreOptions.Key"/> is not used here).</param>
+    /// <exception cref="ArgumentNullException"><paramref name="redis"/> or <paramref name="options"/> is <see langword="null"/>.</exception>
+    /// <exception cref="ArgumentException"><paramref name="key"/> is null or empty.</exception>
+    /// <exception cref="ArgumentOutOfRangeException">A setting in <paramref name="options"/> is out of range; the message names it.</exception>
+    public RedisTokenStore(IConnectionMultiplexer redis, string key, RedisTokenStoreOptions options)
+        : this(redis, key, options, ownsConnection: false)
+    {
+    }
+
+    private RedisTokenStore(IConnectionMultiplexer redis, string key, RedisTokenStoreOptions options, bool ownsConnection)
     {
         ArgumentNullException.ThrowIfNull(redis);
         ArgumentException.ThrowIfNullOrEmpty(key);
+        ArgumentNullException.ThrowIfNull(options);
+        options.Validate();
         _redis = redis;
         _ownsConnection = ownsConnection;
         _key = key;
         _lockKey = key + ":refresh-lock";
-        _lockTimeout = lockTimeout ?? TimeSpan.FromSeconds(30);
+        _lockTimeout = options.LockTimeout;
+        _lockLease = options.LockLease;
     }
 
     /// <summary>
@@ -58,13 +77,30 @@ public sealed class RedisTokenStore : ITokenStore, IDisposable
     /// <param name="key">The Redis key of the hash.</param>
     /// <param name="lockTimeout">How long to wait for the refresh lock; 30 seconds when <see langword="null"/>.</param>
     /// <returns>The store; dispose it to close the connection.</returns>
-    public static RedisTokenStore Connect(string configuration, string key, TimeSpan? lockTimeout = null)
+#pragma warning disable RS0027 // Kept as it was for code written against it; the overload with options has as many parameters.
+    public static RedisTokenStore Connect(string configuration, string key, TimeSpan? lockTimeout = null) =>
+        Connect(configuration, key, Options(lockTimeout));
+#pragma warning restore RS0027
+
+    /// <summary>
+    /// Connects to Redis with a StackExchange.Redis configuration string and creates a store that owns the connection,
+    /// with settings (see the overload with a lock timeout).
+    /// </summary>
+    /// <param name="configuration">The StackExchange.Redis configuration string.</param>
+    /// <param name="key">The Redis key of the hash.</param>
+    /// <param name="options">The lock's timeout and lease (<see cref="RedisTokenStoreOptions.Key"/> is not used here).</param>
+    /// <returns>The store; dispose it to close the connection.</returns>
+    /// <exception cref="ArgumentOutOfRangeException">A setting in <paramref name="options"/> is out of range; the message names it.</exception>
+    public static RedisTokenStore Connect(string configuration, string key, RedisTokenStoreOptions options)
     {
         ArgumentException.ThrowIfNullOrEmpty(configuration);
-        var options = ConfigurationOptions.Parse(configuration);
-        options.AbortOnConnectFail = false;
-        options.BacklogPolicy = BacklogPolicy.FailFast;
-        return new RedisTokenStore(ConnectionMultiplexer.Connect(options), key, lockTimeout, ownsConnection: true);
+        ArgumentException.ThrowIfNullOrEmpty(key);
+        ArgumentNullException.ThrowIfNull(options);
+        options.Validate();
+        var redis = ConfigurationOptions.Parse(configuration);
+        redis.AbortOnConnectFail = false;
+        redis.BacklogPolicy = BacklogPolicy.FailFast;
+        return new RedisTokenStore(ConnectionMultiplexer.Connect(redis), key, options, ownsConnection: true);
     }
 
     /// <summary>Gets the Redis key of the hash.</summary>
@@ -86,9 +122,15 @@ public sealed class RedisTokenStore : ITokenStore, IDisposable
             throw Corrupt("it has no refresh_token");
         }
 
+        DateTimeOffset? claimedUntil = null;
+        if (values.ContainsKey(ClaimedUntilField))
+        {
+            claimedUntil = TryTime(values, ClaimedUntilField, out var until) ? until : throw Corrupt("its claimed_until is not a time");
+        }
+
         if (!values.TryGetValue(AccessTokenField, out var accessToken) || accessToken.IsNullOrEmpty)
         {
-            return new StoredTokens(refreshToken!, null, DateTimeOffset.MinValue, DateTimeOffset.MinValue);
+            return new StoredTokens(refreshToken!, null, DateTimeOffset.MinValue, DateTimeOffset.MinValue, claimedUntil);
         }
 
         if (!TryTime(values, RefreshOnField, out var refreshOn) || !TryTime(values, ExpiresOnField, out var expiresOn))
@@ -96,7 +138,7 @@ public sealed class RedisTokenStore : ITokenStore, IDisposable
             throw Corrupt("its access token has no valid refresh_on and expires_on times");
         }
 
-        return new StoredTokens(refreshToken!, accessToken!, refreshOn, expiresOn);
+        return new StoredTokens(refreshToken!, accessToken!, refreshOn, expiresOn, claimedUntil);
     }
 
     /// <inheritdoc />
@@ -110,7 +152,12 @@ public sealed class RedisTokenStore : ITokenStore, IDisposable
             ? Condition.KeyNotExists(_key)
             : Condition.HashEqual(_key, RefreshTokenField, expectedRefreshToken));
         _ = transaction.KeyDeleteAsync(_key);
-        var entries = new List<HashEntry>(4) { new(RefreshTokenField, tokens.RefreshToken) };
+        var entries = new List<HashEntry>(5) { new(RefreshTokenField, tokens.RefreshToken) };
+        if (tokens.RefreshClaimedUntil is { } claimedUntil)
+        {
+            entries.Add(new(ClaimedUntilField, claimedUntil.ToUnixTimeMilliseconds()));
+        }
+
         if (tokens.AccessToken is not null)
         {
             entries.Add(new(AccessTokenField, tokens.AccessToken));
@@ -126,23 +173,40 @@ public sealed class RedisTokenStore : ITokenStore, IDisposable
     public async ValueTask<IAsyncDisposable> AcquireRefreshLockAsync(CancellationToken cancellationToken)
     {
         // Waiters poll briefly: a refresh holds the lock for one round trip to the token endpoint, and every
-        // instance waiting for it would otherwise sleep up to the library's default of most of a second.
+        // instance waiting for it would otherwise sleep up to the library's default of most of a second. The lease is
+        // short and renewed every third of it while held, so a lock whose holder died lapses quickly.
+        var lease = _lockLease;
         var redisLock = new RedisDistributedLock(
             _lockKey,
             _redis.GetDatabase(),
-            options => options.BusyWaitSleepTime(TimeSpan.FromMilliseconds(5), TimeSpan.FromMilliseconds(50)));
+            options => options
+                .Expiry(lease)
+                .ExtensionCadence(lease / 3)
+                .MinValidityTime(lease / 2)
+                .BusyWaitSleepTime(TimeSpan.FromMilliseconds(5), TimeSpan.FromMilliseconds(50)));
         var handle = await redisLock.TryAcquireAsync(_lockTimeout, cancellationToken).ConfigureAwait(false);
         return handle ?? throw new MistralAuthException(
             string.Create(CultureInfo.InvariantCulture, $"The Redis refresh lock '{_lockKey}' was not free within {_lockTimeout}: another instance has held it too long."));
     }
 
-    /// <summary>Closes the connection if the store opened it (<see cref="Connect"/>).</summary>
+    /// <summary>Closes the connection if the store opened it (<c>Connect</c>).</summary>
     public void Dispose()
     {
         if (_ownsConnection)
         {
             _redis.Dispose();
         }
+    }
+
+    private static RedisTokenStoreOptions Options(TimeSpan? lockTimeout)
+    {
+        var options = new RedisTokenStoreOptions();
+        if (lockTimeout is { } timeout)
+        {
+            options.LockTimeout = timeout;
+        }
+
+        return options;
     }
 
     private static bool TryTime(Dictionary<string, RedisValue> values, string field, out DateTimeOffset time)

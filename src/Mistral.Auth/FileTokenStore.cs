@@ -113,6 +113,11 @@ public sealed class FileTokenStore : ITokenStore
                     writer.WriteStartObject();
                     writer.WriteNumber("version", FormatVersion);
                     writer.WriteString("refresh_token", tokens.RefreshToken);
+                    if (tokens.RefreshClaimedUntil is { } claimedUntil)
+                    {
+                        writer.WriteString("claimed_until", claimedUntil);
+                    }
+
                     if (tokens.AccessToken is not null)
                     {
                         writer.WriteString("access_token", tokens.AccessToken);
@@ -157,9 +162,15 @@ public sealed class FileTokenStore : ITokenStore
                 throw Corrupt("it has no refresh_token");
             }
 
+            DateTimeOffset? claimedUntil = null;
+            if (root.TryGetProperty("claimed_until", out var claim))
+            {
+                claimedUntil = claim.TryGetDateTimeOffset(out var until) ? until : throw Corrupt("its claimed_until is not a time");
+            }
+
             if (!root.TryGetProperty("access_token", out var access) || access.ValueKind != JsonValueKind.String)
             {
-                return new StoredTokens(refresh.GetString()!, null, DateTimeOffset.MinValue, DateTimeOffset.MinValue);
+                return new StoredTokens(refresh.GetString()!, null, DateTimeOffset.MinValue, DateTimeOffset.MinValue, claimedUntil);
             }
 
             if (!root.TryGetProperty("refresh_on", out var refreshOn) || !refreshOn.TryGetDateTimeOffset(out var refreshAt)
@@ -168,7 +179,7 @@ public sealed class FileTokenStore : ITokenStore
                 throw Corrupt("its access token has no valid refresh_on and expires_on times");
             }
 
-            return new StoredTokens(refresh.GetString()!, access.GetString(), refreshAt, expiresAt);
+            return new StoredTokens(refresh.GetString()!, access.GetString(), refreshAt, expiresAt, claimedUntil);
         }
         catch (JsonException)
         {
@@ -191,10 +202,19 @@ public sealed class FileTokenStore : ITokenStore
     }
 
     /// <summary>Holds a lock file open with no sharing: on Unix .NET takes an advisory lock other processes respect.</summary>
+    /// <remarks>
+    /// A lock file that is a symbolic link is refused: opening it would follow the link and create or lock whatever it
+    /// points to, a file anyone who can write to the folder chose.
+    /// </remarks>
     private static async Task<FileStream> LockFileAsync(string path, CancellationToken cancellationToken)
     {
         while (true)
         {
+            if (new FileInfo(path).LinkTarget is not null)
+            {
+                throw new MistralAuthException($"The token store lock file '{path}' is a symbolic link: it is not followed. Remove it; the store creates a plain lock file.");
+            }
+
             try
             {
                 return new FileStream(path, OwnerOnly(FileMode.OpenOrCreate, FileAccess.ReadWrite, FileShare.None));

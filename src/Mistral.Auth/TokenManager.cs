@@ -50,6 +50,10 @@ public sealed class TokenManager : IDisposable
     private bool _preferLocalCredentials;
     private MistralAuthException? _lastFailure;
     private string? _lastRejectedAccessToken;
+    private readonly StoreWriteBehind _writeBehind;
+    private readonly RefreshClaimObserver _claims;
+    private DateTimeOffset? _ownClaim;
+    private long _endpointCalls;
 
     /// <summary>Creates a token manager without dependency injection.</summary>
     /// <param name="options">The settings; they are copied, so later changes to this instance have no effect.</param>
@@ -95,7 +99,8 @@ public sealed class TokenManager : IDisposable
         _options = options.Clone();
         if (httpClientFactory is null)
         {
-            var owned = new HttpClient();
+            // Never follows a redirect: the request carries the client secret and the refresh token.
+            var owned = new HttpClient(new SocketsHttpHandler { AllowAutoRedirect = false });
             _ownedHttpClient = owned;
             httpClientFactory = () => owned;
         }
@@ -115,6 +120,8 @@ public sealed class TokenManager : IDisposable
             _options.ClientSecret,
             _mode == CredentialMode.RefreshToken ? _options.RefreshToken : null);
         _store = tokenStore ?? new InMemoryTokenStore();
+        _writeBehind = new StoreWriteBehind(_store, _time, _logger, _disposed.Token);
+        _claims = new RefreshClaimObserver(_time);
         if (_mode == CredentialMode.ApiKey)
         {
             // A static key: valid until the server says otherwise, never refreshed.
@@ -433,10 +440,12 @@ public sealed class TokenManager : IDisposable
 
         AccessTokenState? fresh = null;
         var rotated = false;
+        var adopted = false;
+        var callsBefore = Interlocked.Read(ref _endpointCalls);
         MistralAuthException? failure = null;
         try
         {
-            (fresh, rotated) = await RefreshCoreAsync(reason).ConfigureAwait(false);
+            (fresh, rotated, adopted) = await RefreshCoreAsync(reason).ConfigureAwait(false);
         }
         catch (MistralAuthException ex)
         {
@@ -452,10 +461,23 @@ public sealed class TokenManager : IDisposable
             failure = new MistralAuthException($"The token refresh failed unexpectedly ({ex.GetType().Name}).", ex);
         }
 
-        var outcome = fresh is not null ? "success" : "failure";
+        // mistral.auth.token.refreshes counts calls to the token endpoint (or token source); a token taken from the
+        // store, written there by another instance, is an adoption and is counted apart, so N instances do not count
+        // one refresh N times.
+        var outcome = adopted ? "adopted" : fresh is not null ? "success" : "failure";
         var elapsed = _time.GetElapsedTime(started);
-        Telemetry.Refreshes.Add(1, new("reason", reason), new("outcome", outcome));
+        if (Interlocked.Read(ref _endpointCalls) != callsBefore)
+        {
+            Telemetry.Refreshes.Add(1, new("reason", reason), new("outcome", fresh is not null ? "success" : "failure"));
+        }
+
+        if (adopted)
+        {
+            Telemetry.Adoptions.Add(1, new KeyValuePair<string, object?>("reason", reason));
+        }
+
         Telemetry.RefreshDuration.Record(elapsed.TotalSeconds, new KeyValuePair<string, object?>("outcome", outcome));
+        activity?.SetTag("mistral.auth.refresh.outcome", outcome);
 
         AccessTokenState? previous;
         TimeSpan retryDelay = default;
@@ -488,7 +510,11 @@ public sealed class TokenManager : IDisposable
         if (fresh is not null)
         {
             activity?.SetStatus(ActivityStatusCode.Ok);
-            if (previous is null && reason == "initial")
+            if (adopted)
+            {
+                // Logged as TokenAdopted where it was taken: no token endpoint call happened here.
+            }
+            else if (previous is null && reason == "initial")
             {
                 _logger.TokenAcquired(fresh.Fingerprint, fresh.ExpiresOn);
             }
@@ -528,7 +554,7 @@ public sealed class TokenManager : IDisposable
         completion.SetException(failure);
     }
 
-    private async Task<(AccessTokenState State, bool Rotated)> RefreshCoreAsync(string reason)
+    private async Task<RefreshOutcome> RefreshCoreAsync(string reason)
     {
         _logger.RefreshStarted(reason);
         using var timeout = new CancellationTokenSource(_options.RefreshTimeout, _time);
@@ -538,13 +564,24 @@ public sealed class TokenManager : IDisposable
             if (_mode != CredentialMode.RefreshToken)
             {
                 // Nothing to persist or share: no refresh token to lose or to race.
-                return (await AcquireWithoutRefreshTokenAsync(linked.Token).ConfigureAwait(false), false);
+                return new(await AcquireWithoutRefreshTokenAsync(linked.Token).ConfigureAwait(false), Rotated: false, Adopted: false);
             }
 
-            var refreshLock = await StoreCallAsync(s => s.AcquireRefreshLockAsync(linked.Token), "locked").ConfigureAwait(false);
-            await using (refreshLock.ConfigureAwait(false))
+            if (_writeBehind.TryBeginExchange())
             {
-                return await RefreshLockedAsync(linked.Token).ConfigureAwait(false);
+                // The store has not taken the refresh token the server issued last: only this process has it.
+                return await RefreshWhileUnstoredAsync(linked.Token).ConfigureAwait(false);
+            }
+
+            var held = new HeldLock(await StoreCallAsync(s => s.AcquireRefreshLockAsync(linked.Token), "locked").ConfigureAwait(false));
+            try
+            {
+                return await RefreshLockedAsync(held, linked.Token).ConfigureAwait(false);
+            }
+            finally
+            {
+                // A release that fails (the store went down) never throws away a refresh the server completed.
+                await StoreWriteBehind.ReleaseQuietlyAsync(held.Take(), _logger).ConfigureAwait(false);
             }
         }
         catch (OperationCanceledException ex) when (timeout.IsCancellationRequested && !_disposed.IsCancellationRequested)
@@ -555,7 +592,7 @@ public sealed class TokenManager : IDisposable
     }
 
     /// <summary>One refresh, holding the store's refresh lock: adopt another instance's token, or ask the server.</summary>
-    private async Task<(AccessTokenState State, bool Rotated)> RefreshLockedAsync(CancellationToken cancellationToken)
+    private async Task<RefreshOutcome> RefreshLockedAsync(HeldLock held, CancellationToken cancellationToken)
     {
         // Re-read inside the lock: another instance (or an earlier life of this process) may have refreshed already.
         var stored = await StoreCallAsync(s => s.ReadAsync(cancellationToken), "read").ConfigureAwait(false);
@@ -568,13 +605,30 @@ public sealed class TokenManager : IDisposable
         }
 
         if (!preferLocal && stored?.AccessToken is { } storedToken
+            && BearerTokenSyntax.Problem(storedToken) is null
             && !string.Equals(storedToken, rejectedToken, StringComparison.Ordinal)
             && !string.Equals(storedToken, Volatile.Read(ref _state)?.AccessToken, StringComparison.Ordinal)
             && _time.GetUtcNow() < stored.AccessTokenRefreshOn)
         {
             SetRefreshToken(stored.RefreshToken);
             _logger.TokenAdopted();
-            return (StateFrom(storedToken, stored.AccessTokenRefreshOn, stored.AccessTokenExpiresOn), false);
+            return new(StateFrom(storedToken, stored.AccessTokenRefreshOn, stored.AccessTokenExpiresOn), Rotated: false, Adopted: true);
+        }
+
+        if (!preferLocal && stored is not null && stored.RefreshClaimedUntil != _ownClaim)
+        {
+            if (_claims.Stands(stored, out var abandoned))
+            {
+                // Its owner may already have spent it: sending it again could revoke the whole grant.
+                _logger.RefreshTokenClaimed();
+                throw new MistralAuthException(
+                    "Another instance sharing the token store is exchanging the stored refresh token and has not stored the result yet (it may have lost the store for a while). This instance does not send that refresh token again; the refresh is tried again later.");
+            }
+
+            if (abandoned)
+            {
+                _logger.RefreshTokenClaimAbandoned(MistralAuthDefaults.RefreshClaimGrace);
+            }
         }
 
         // Read inside the single flight, so a rotated refresh token is never sent twice.
@@ -584,12 +638,76 @@ public sealed class TokenManager : IDisposable
             credentials = credentials with { RefreshToken = stored.RefreshToken };
         }
 
+        // Claim the refresh token before it is sent: if the store goes down before the answer is stored, nobody
+        // sharing it sends the (possibly spent) stored token meanwhile.
+        var expected = stored?.RefreshToken;
+        var claimed = false;
+        if (!preferLocal && _store is not InMemoryTokenStore)
+        {
+            expected = credentials.RefreshToken!;
+            var until = _time.GetUtcNow() + _options.RefreshTimeout + MistralAuthDefaults.RefreshClaimGrace;
+            var claim = new StoredTokens(
+                credentials.RefreshToken!, stored?.AccessToken, stored?.AccessTokenRefreshOn ?? default, stored?.AccessTokenExpiresOn ?? default, until);
+            if (!await StoreCallAsync(s => s.TryWriteAsync(stored?.RefreshToken, claim, cancellationToken), "written").ConfigureAwait(false))
+            {
+                throw new MistralAuthException("The token store changed while this instance held its refresh lock (a lock that lapsed, or a writer outside Mistral.Auth); the refresh was not attempted and is tried again later.");
+            }
+
+            _ownClaim = until;
+            claimed = true;
+        }
+
         var sentAt = _time.GetTimestamp();
         var sentOn = _time.GetUtcNow();
         TokenResponse response;
         try
         {
-            response = await _endpoint.RefreshAsync(credentials, cancellationToken).ConfigureAwait(false);
+            (response, credentials) = await ExchangeAsync(credentials, preferLocal, cancellationToken).ConfigureAwait(false);
+        }
+        catch when (claimed)
+        {
+            // Nothing was issued (or nothing can be known): give the refresh token back, if the store is there.
+            await ReleaseClaimQuietlyAsync(expected!, stored).ConfigureAwait(false);
+            throw;
+        }
+
+        return await CompleteExchangeAsync(response, credentials, sentAt, sentOn, expected, held, cancellationToken).ConfigureAwait(false);
+    }
+
+    /// <summary>
+    /// A refresh while the store has not taken the last refresh token the server issued: this process alone holds the
+    /// live one, so it refreshes with it without the lock, and the newer token replaces the one waiting to be written.
+    /// </summary>
+    private async Task<RefreshOutcome> RefreshWhileUnstoredAsync(CancellationToken cancellationToken)
+    {
+        StoredTokens? newer = null;
+        try
+        {
+            var credentials = Volatile.Read(ref _credentials);
+            var sentAt = _time.GetTimestamp();
+            var sentOn = _time.GetUtcNow();
+            Interlocked.Increment(ref _endpointCalls);
+            var response = await _endpoint.RefreshAsync(credentials, cancellationToken).ConfigureAwait(false);
+            var (refreshToken, rotated) = KeepRefreshToken(response, credentials);
+            newer = new StoredTokens(refreshToken, null, sentOn, sentOn);
+            var state = CreateState(response, sentAt, sentOn);
+            newer = new StoredTokens(refreshToken, state.AccessToken, state.RefreshOn, state.ExpiresOn);
+            return new(state, rotated, Adopted: false);
+        }
+        finally
+        {
+            _writeBehind.EndExchange(newer);
+        }
+    }
+
+    /// <summary>Calls the token endpoint; after <c>invalid_grant</c>, once more with a refresh token another instance rotated meanwhile.</summary>
+    private async Task<(TokenResponse Response, ClientCredentials Sent)> ExchangeAsync(
+        ClientCredentials credentials, bool preferLocal, CancellationToken cancellationToken)
+    {
+        try
+        {
+            Interlocked.Increment(ref _endpointCalls);
+            return (await _endpoint.RefreshAsync(credentials, cancellationToken).ConfigureAwait(false), credentials);
         }
         catch (MistralAuthException ex) when (ex.Error == "invalid_grant" && !preferLocal)
         {
@@ -600,22 +718,17 @@ public sealed class TokenManager : IDisposable
                 throw;
             }
 
-            stored = latest;
             credentials = credentials with { RefreshToken = latest.RefreshToken };
-            sentAt = _time.GetTimestamp();
-            sentOn = _time.GetUtcNow();
-            response = await _endpoint.RefreshAsync(credentials, cancellationToken).ConfigureAwait(false);
+            Interlocked.Increment(ref _endpointCalls);
+            return (await _endpoint.RefreshAsync(credentials, cancellationToken).ConfigureAwait(false), credentials);
         }
+    }
 
-        var newRefreshToken = response.RefreshToken ?? credentials.RefreshToken!;
-        var rotated = !string.Equals(newRefreshToken, credentials.RefreshToken, StringComparison.Ordinal);
-
-        // Kept before the access token is even checked: the old refresh token may already be revoked.
-        SetRefreshToken(newRefreshToken);
-        if (rotated)
-        {
-            _logger.RefreshTokenRotated();
-        }
+    /// <summary>Keeps the refresh token the server issued, then builds the token's state and stores both.</summary>
+    private async Task<RefreshOutcome> CompleteExchangeAsync(
+        TokenResponse response, ClientCredentials sent, long sentAt, DateTimeOffset sentOn, string? expected, HeldLock held, CancellationToken cancellationToken)
+    {
+        var (refreshToken, rotated) = KeepRefreshToken(response, sent);
 
         AccessTokenState state;
         try
@@ -624,14 +737,43 @@ public sealed class TokenManager : IDisposable
         }
         catch (MistralAuthException)
         {
-            await PersistAsync(stored?.RefreshToken, new StoredTokens(newRefreshToken, null, sentOn, sentOn), cancellationToken).ConfigureAwait(false);
+            await PersistAsync(expected, new StoredTokens(refreshToken, null, sentOn, sentOn), held, cancellationToken).ConfigureAwait(false);
             throw;
         }
 
         // Persisted before it is served, so a restart (or another instance) carries on from here.
-        await PersistAsync(stored?.RefreshToken, new StoredTokens(newRefreshToken, state.AccessToken, state.RefreshOn, state.ExpiresOn), cancellationToken)
+        await PersistAsync(expected, new StoredTokens(refreshToken, state.AccessToken, state.RefreshOn, state.ExpiresOn), held, cancellationToken)
             .ConfigureAwait(false);
-        return (state, rotated);
+        return new(state, rotated, Adopted: false);
+    }
+
+    /// <summary>Keeps the refresh token the server issued (before the access token is even checked: the old one may be spent).</summary>
+    private (string RefreshToken, bool Rotated) KeepRefreshToken(TokenResponse response, ClientCredentials sent)
+    {
+        var refreshToken = response.RefreshToken ?? sent.RefreshToken!;
+        var rotated = !string.Equals(refreshToken, sent.RefreshToken, StringComparison.Ordinal);
+        SetRefreshToken(refreshToken);
+        if (rotated)
+        {
+            _logger.RefreshTokenRotated();
+        }
+
+        return (refreshToken, rotated);
+    }
+
+    /// <summary>After a failed exchange, takes this instance's claim off the stored refresh token, if the store answers.</summary>
+    private async Task ReleaseClaimQuietlyAsync(string claimedRefreshToken, StoredTokens? before)
+    {
+        try
+        {
+            var unclaimed = new StoredTokens(
+                claimedRefreshToken, before?.AccessToken, before?.AccessTokenRefreshOn ?? default, before?.AccessTokenExpiresOn ?? default);
+            _ = await _store.TryWriteAsync(claimedRefreshToken, unclaimed, _disposed.Token).ConfigureAwait(false);
+        }
+        catch (Exception)
+        {
+            // The store is unreachable too: the claim lapses by itself.
+        }
     }
 
     /// <summary>The client_credentials grant, or the application's own token source.</summary>
@@ -645,6 +787,7 @@ public sealed class TokenManager : IDisposable
             AccessTokenResult result;
             try
             {
+                Interlocked.Increment(ref _endpointCalls);
                 result = await _options.TokenSource!.GetTokenAsync(cancellationToken).ConfigureAwait(false);
             }
             catch (Exception ex) when (ex is not (MistralAuthException or OperationCanceledException))
@@ -657,6 +800,12 @@ public sealed class TokenManager : IDisposable
                 throw new MistralAuthException($"The token source {_options.TokenSource!.GetType().Name} returned no token.");
             }
 
+            if (BearerTokenSyntax.Problem(result.AccessToken) is { } problem)
+            {
+                throw new MistralAuthException(
+                    $"The token source {_options.TokenSource!.GetType().Name} returned an access token containing {problem}, which a bearer token cannot hold ({BearerTokenSyntax.Rule}); it was not used.");
+            }
+
             long? expiresIn = result.ExpiresOn is { } expiresOn ? (long)Math.Floor((expiresOn - sentOn).TotalSeconds) : null;
             if (expiresIn <= 0)
             {
@@ -667,6 +816,7 @@ public sealed class TokenManager : IDisposable
         }
         else
         {
+            Interlocked.Increment(ref _endpointCalls);
             response = await _endpoint.RefreshAsync(Volatile.Read(ref _credentials), cancellationToken).ConfigureAwait(false);
         }
 
@@ -686,7 +836,11 @@ public sealed class TokenManager : IDisposable
             refreshOn: sentOn + lifetime - lead);
     }
 
-    private async Task PersistAsync(string? expectedRefreshToken, StoredTokens tokens, CancellationToken cancellationToken)
+    /// <summary>
+    /// Writes what the server issued (compare-and-swap on the refresh token the store held). When the store cannot take
+    /// it, the tokens are served anyway and written in the background until it does, holding the refresh lock.
+    /// </summary>
+    private async Task PersistAsync(string? expectedRefreshToken, StoredTokens tokens, HeldLock held, CancellationToken cancellationToken)
     {
         try
         {
@@ -709,16 +863,19 @@ public sealed class TokenManager : IDisposable
                 return;
             }
         }
-        catch (Exception ex) when (ex is not OperationCanceledException)
+        catch (Exception ex) when (ex is not OperationCanceledException || !_disposed.IsCancellationRequested)
         {
             _logger.TokenStoreWriteFailed(ex.GetType().Name, ex);
         }
 
-        // Not persisted: keep using the refresh token held in memory, which is the newest, until a write succeeds.
+        // Not stored: the refresh token the server issued is kept in memory and used, and written as soon as the store
+        // takes it; the lock stays held until then.
         lock (_gate)
         {
-            _preferLocalCredentials = true;
+            _preferLocalCredentials = false;
         }
+
+        _writeBehind.Start(held.Take(), expectedRefreshToken, tokens);
     }
 
     private async Task<T> StoreCallAsync<T>(Func<ITokenStore, ValueTask<T>> call, string what)
@@ -729,6 +886,7 @@ public sealed class TokenManager : IDisposable
         }
         catch (Exception ex) when (ex is not (MistralAuthException or OperationCanceledException))
         {
+            _claims.Reset();
             throw new MistralAuthException($"The token store could not be {what} ({ex.GetType().Name}): the refresh was not attempted.", ex);
         }
     }
@@ -836,6 +994,18 @@ public sealed class TokenManager : IDisposable
 
     /// <summary>How long before expiry, at the latest, the hot path stops serving a token without reading the clock.</summary>
     private static readonly TimeSpan HotPathExpiryMargin = TimeSpan.FromSeconds(1);
+
+    /// <summary>What one refresh produced: the token, whether the refresh token rotated, whether it came from the store.</summary>
+    private readonly record struct RefreshOutcome(AccessTokenState State, bool Rotated, bool Adopted);
+
+    /// <summary>The refresh lock, owned by the refresh until a pending store write takes it over.</summary>
+    private sealed class HeldLock(IAsyncDisposable? handle)
+    {
+        private IAsyncDisposable? _handle = handle;
+
+        /// <summary>Takes the lock out, so that whoever takes it releases it; <see langword="null"/> once taken.</summary>
+        public IAsyncDisposable? Take() => Interlocked.Exchange(ref _handle, null);
+    }
 
     private long ToTimestampSpan(TimeSpan span) => (long)(span.Ticks * (_time.TimestampFrequency / (double)TimeSpan.TicksPerSecond));
 }

@@ -149,6 +149,31 @@ public sealed class FileTokenStoreTests : IDisposable
         Assert.InRange(simulator.TokenRequests, 15, 16); // one per 40 s over 10 minutes, plus the first
     }
 
+    [Theory]
+    [InlineData(".lock")]
+    [InlineData(".write.lock")]
+    public async Task LockFileIsADanglingSymlink_RefusedAndItsTargetNeverCreated(string suffix)
+    {
+        Assert.SkipWhen(OperatingSystem.IsWindows(), "Unix symbolic links");
+        var target = Path.Combine(_directory, "elsewhere", "planted-by-symlink");
+        Directory.CreateDirectory(Path.GetDirectoryName(target)!);
+        File.CreateSymbolicLink(StorePath + suffix, target);
+        var store = new FileTokenStore(StorePath);
+
+        var error = await Assert.ThrowsAsync<MistralAuthException>(async () =>
+        {
+            await using (await store.AcquireRefreshLockAsync(Ct))
+            {
+            }
+
+            await store.TryWriteAsync(null, new StoredTokens("rt", null, default, default), Ct);
+        });
+
+        Assert.Contains("symbolic link", error.Message, StringComparison.Ordinal);
+        Assert.Contains(StorePath + suffix, error.Message, StringComparison.Ordinal);
+        Assert.False(File.Exists(target));
+    }
+
     public void Dispose()
     {
         try

@@ -111,11 +111,7 @@ public class RedisTokenStoreTests(RedisFixture redis) : IClassFixture<RedisFixtu
         var connections = new List<ConnectionMultiplexer>();
         var instances = Enumerable.Range(0, 3).Select(_ =>
         {
-            var options = ConfigurationOptions.Parse(server.Configuration);
-            options.AbortOnConnectFail = false;
-            options.BacklogPolicy = BacklogPolicy.FailFast;
-            options.ReconnectRetryPolicy = new LinearRetry(100);
-            var connection = ConnectionMultiplexer.Connect(options);
+            var connection = ConnectFailFast(server.Configuration);
             connections.Add(connection);
             return BuildInstance(simulator, time, b => b.UseRedisTokenStore(_ => connection, key));
         }).ToList();
@@ -148,16 +144,154 @@ public class RedisTokenStoreTests(RedisFixture redis) : IClassFixture<RedisFixtu
         }
         finally
         {
-            foreach (var instance in instances)
-            {
-                await instance.DisposeAsync();
-            }
+            await DisposeAllAsync(instances, connections);
+        }
+    }
 
+    /// <summary>
+    /// The worst moment for a Redis outage: the token endpoint has rotated the refresh token and Redis is gone before
+    /// the new one is written. When Redis comes back, the lock is gone too (as after an outage longer than its lease).
+    /// The instance holding the new refresh token must keep it, use it and store it; nobody may send the spent one.
+    /// </summary>
+    [Fact]
+    public async Task RedisDownWhileTokenEndpointAnswers_RotatedRefreshTokenKept_NoInvalidGrantNoRevokedGrant()
+    {
+        redis.Require();
+        using var server = new RedisServerProcess();
+        var time = new ObservableTimeProvider();
+        using var simulator = MistralApiSimulator.Start(time);
+        simulator.AccessTokenLifetime = TimeSpan.FromSeconds(60);
+        simulator.RevokeGrantOnReuse = true;
+        var key = NewKey();
+        var connections = new List<ConnectionMultiplexer>();
+        var stopped = 0;
+        var owner = -1;   // the instance whose token request was being answered when Redis went down
+        var instances = Enumerable.Range(0, 3).Select(index =>
+        {
+            var connection = ConnectFailFast(server.Configuration);
+            connections.Add(connection);
+            return BuildInstance(simulator, time, b =>
+            {
+                b.UseRedisTokenStore(_ => connection, key);
+                b.Services.AddHttpClient("Mistral.Auth.TokenEndpoint").AddHttpMessageHandler(() => new AfterSendHandler(() =>
+                {
+                    if (Volatile.Read(ref stopped) == 1)
+                    {
+                        Interlocked.CompareExchange(ref owner, index, -1);
+                    }
+                }));
+            });
+        }).ToList();
+        var managers = instances.Select(i => i.GetRequiredService<TokenManager>()).ToList();
+        try
+        {
+            var failures = await RunAsync(instances, time, TimeSpan.FromMinutes(2), TimeSpan.FromSeconds(5));
+            Assert.Equal(0, failures);
+
+            // Redis goes down while the token endpoint is answering the next refresh.
+            var issuedBefore = simulator.IssuedRefreshTokens.Count;
+            simulator.OnTokenRequest = () =>
+            {
+                if (Interlocked.Exchange(ref stopped, 1) == 0)
+                {
+                    server.Stop();
+                }
+            };
+            var outage = await RunPerInstanceAsync(instances, time, TimeSpan.FromMinutes(3), TimeSpan.FromSeconds(5));
+            Assert.Equal(1, stopped);
+            Assert.True(simulator.IssuedRefreshTokens.Count > issuedBefore, "the server rotated the refresh token during the outage");
+
+            server.Start();
             foreach (var connection in connections)
             {
-                await connection.DisposeAsync();
+                await WaitConnectedAsync(connection);
             }
+
+            // As if the outage had outlasted the lock's lease: the lock is gone and anyone may take it.
+            await connections[0].GetDatabase().KeyDeleteAsync($"{key}:refresh-lock");
+
+            // The others come first, before the holder of the new refresh token is back at the store: they must keep
+            // off the stored one, which the server has already rotated. Then the holder writes at its next retry (at
+            // most 5 s away) and everyone takes the new token.
+            Assert.InRange(owner, 0, 2);
+            var others = Enumerable.Range(0, 3).Where(i => i != owner).ToList();
+            var othersFirst = await RunPerInstanceAsync(instances, time, TimeSpan.FromSeconds(5), TimeSpan.FromSeconds(5), others);
+            var settling = await RunPerInstanceAsync(instances, time, TimeSpan.FromSeconds(10), TimeSpan.FromSeconds(5));
+            var after = await RunPerInstanceAsync(instances, time, TimeSpan.FromMinutes(3), TimeSpan.FromSeconds(5));
+
+            var stored = await connections[0].GetDatabase().HashGetAsync(key, "refresh_token");
+            Report($"redis down mid-refresh: {simulator.InvalidGrants} invalid_grant, {simulator.GrantsRevoked} revoked grants; "
+                + $"caller failures per instance during the outage [{string.Join(", ", outage)}] (holder: {owner}), "
+                + $"when the others came first [{string.Join(", ", othersFirst)}], in the 10 s after [{string.Join(", ", settling)}], "
+                + $"in the 3 min after that [{string.Join(", ", after)}]; "
+                + $"{simulator.TokenRequests} token requests");
+            Assert.Equal(0, simulator.InvalidGrants);
+            Assert.Equal(0, simulator.GrantsRevoked);
+            Assert.Equal(0, outage[owner]);             // the instance holding the new refresh token kept serving
+            Assert.All(after, f => Assert.Equal(0, f)); // and everyone is back
+            Assert.True(simulator.AcceptsRefreshToken(stored!), "the stored refresh token is the live one");
+            Assert.All(managers, m => Assert.True(simulator.Accepts(m.CurrentState!.AccessToken), "every instance is on a live access token"));
         }
+        finally
+        {
+            simulator.OnTokenRequest = null;
+            await DisposeAllAsync(instances, connections);
+        }
+    }
+
+    [Fact]
+    public async Task RefreshLockRelease_FailsBecauseRedisIsDown_CompletedRefreshIsKept()
+    {
+        redis.Require();
+        using var server = new RedisServerProcess();
+        var time = new ObservableTimeProvider();
+        using var simulator = MistralApiSimulator.Start(time);
+        using var connection = ConnectFailFast(server.Configuration);
+        using var logging = new TestLogging();
+        var options = SimulatorOptions.For(simulator);
+        var store = new RedisTokenStore(connection, NewKey());
+        using var manager = new TokenManager(options, httpClient: null, time, logging.Factory, store);
+
+        // Redis stops after the token endpoint answered: the write, then the lock release, fail.
+        simulator.OnTokenRequest = server.Stop;
+        var token = await manager.GetAccessTokenAsync(Ct);
+
+        Assert.True(simulator.Accepts(token));
+        Assert.Contains(logging.Records, r => r.Id.Name == "TokenStoreWriteFailed");
+        Assert.Equal(1, simulator.TokenRequests);
+    }
+
+    [Fact]
+    public void UseRedisTokenStore_LockLeaseOutOfRange_FailsWhereItIsWritten()
+    {
+        var services = new ServiceCollection();
+        var builder = services.AddMistralAuth(o => o.ApiKey = "k");
+
+        var error = Assert.Throws<ArgumentOutOfRangeException>(() => builder.UseRedisTokenStore("localhost:1", o => o.LockLease = TimeSpan.FromHours(1)));
+
+        Assert.Contains("LockLease", error.Message, StringComparison.Ordinal);
+    }
+
+    private static async Task DisposeAllAsync(List<ServiceProvider> instances, List<ConnectionMultiplexer> connections)
+    {
+        foreach (var instance in instances)
+        {
+            await instance.DisposeAsync();
+        }
+
+        foreach (var connection in connections)
+        {
+            await connection.DisposeAsync();
+        }
+    }
+
+    private static ConnectionMultiplexer ConnectFailFast(string configuration)
+    {
+        var options = ConfigurationOptions.Parse(configuration);
+        options.AbortOnConnectFail = false;
+        options.BacklogPolicy = BacklogPolicy.FailFast;
+        options.ReconnectRetryPolicy = new LinearRetry(100);
+        return ConnectionMultiplexer.Connect(options);
     }
 
     [Fact]
@@ -254,32 +388,57 @@ public class RedisTokenStoreTests(RedisFixture redis) : IClassFixture<RedisFixtu
         return services.BuildServiceProvider();
     }
 
-    private static async Task<int> RunAsync(List<ServiceProvider> instances, ObservableTimeProvider time, TimeSpan duration, TimeSpan step)
+    private static async Task<int> RunAsync(List<ServiceProvider> instances, ObservableTimeProvider time, TimeSpan duration, TimeSpan step) =>
+        (await RunPerInstanceAsync(instances, time, duration, step)).Sum();
+
+    /// <summary>Calls the API from every instance at each step of fake time, counting the callers that failed on each.</summary>
+    private static async Task<int[]> RunPerInstanceAsync(
+        List<ServiceProvider> instances, ObservableTimeProvider time, TimeSpan duration, TimeSpan step, IReadOnlyCollection<int>? only = null)
     {
-        var failures = 0;
-        var clients = instances.Select(i => i.GetRequiredService<IHttpClientFactory>().CreateClient("api")).ToList();
+        var failures = new int[instances.Count];
+        var clients = instances.Select(i => i.GetRequiredService<IHttpClientFactory>().CreateClient("api"))
+            .Select((client, index) => only is null || only.Contains(index) ? client : null).ToList();
         var managers = instances.Select(i => i.GetRequiredService<TokenManager>()).ToList();
         var end = time.GetUtcNow() + duration;
         while (time.GetUtcNow() < end)
         {
-            var calls = clients.Select(async client =>
+            var calls = clients.Select(async (client, index) =>
             {
+                if (client is null)
+                {
+                    return;
+                }
+
                 try
                 {
                     using var response = await client.GetAsync("v1/models", Ct);
-                    return response.StatusCode == HttpStatusCode.OK ? 0 : 1;
+                    if (response.StatusCode != HttpStatusCode.OK)
+                    {
+                        Interlocked.Increment(ref failures[index]);
+                    }
                 }
                 catch (MistralAuthException)
                 {
-                    return 1;
+                    Interlocked.Increment(ref failures[index]);
                 }
             });
-            failures += (await Task.WhenAll(calls)).Sum();
+            await Task.WhenAll(calls);
             await Task.WhenAll(managers.Select(m => m.WhenRefreshSettledAsync()));
             time.Advance(step);
         }
 
         return failures;
+    }
+
+    /// <summary>Runs a callback after each request it passes on has been answered.</summary>
+    private sealed class AfterSendHandler(Action after) : DelegatingHandler
+    {
+        protected override async Task<HttpResponseMessage> SendAsync(HttpRequestMessage request, CancellationToken cancellationToken)
+        {
+            var response = await base.SendAsync(request, cancellationToken);
+            after();
+            return response;
+        }
     }
 
     private static void Report(string line)

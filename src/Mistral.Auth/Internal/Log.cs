@@ -77,6 +77,26 @@ internal static partial class Log
     public static partial void TokenStoreConflict(this ILogger logger);
 
     [LoggerMessage(EventId = 18, EventName = "TokenStoreWriteFailed", Level = LogLevel.Error,
-        Message = "The rotated refresh token could not be written to the token store ({ErrorType}); it is kept in memory and written at the next refresh")]
+        Message = "The refresh token the server issued could not be written to the token store ({ErrorType}); it is kept in memory, used, and written again until the store takes it")]
     public static partial void TokenStoreWriteFailed(this ILogger logger, string errorType, Exception exception);
+
+    [LoggerMessage(EventId = 19, EventName = "TokenStoreWriteRecovered", Level = LogLevel.Information,
+        Message = "The refresh token kept in memory is now in the token store ({Attempts} attempts); other instances can use it again")]
+    public static partial void TokenStoreWriteRecovered(this ILogger logger, int attempts);
+
+    [LoggerMessage(EventId = 20, EventName = "RefreshLockReleaseFailed", Level = LogLevel.Warning,
+        Message = "The token store's refresh lock could not be released ({ErrorType}); it lapses at the end of its lease. The refresh itself is kept")]
+    public static partial void RefreshLockReleaseFailed(this ILogger logger, string errorType, Exception exception);
+
+    [LoggerMessage(EventId = 21, EventName = "RefreshTokenClaimed", Level = LogLevel.Warning,
+        Message = "Another instance is exchanging the stored refresh token and has not stored the result yet; it is not sent again from here")]
+    public static partial void RefreshTokenClaimed(this ILogger logger);
+
+    [LoggerMessage(EventId = 22, EventName = "RefreshTokenClaimAbandoned", Level = LogLevel.Warning,
+        Message = "The stored refresh token was claimed by another instance that has not come back for {Grace} after its claim lapsed; it is used")]
+    public static partial void RefreshTokenClaimAbandoned(this ILogger logger, TimeSpan grace);
+
+    [LoggerMessage(EventId = 23, EventName = "UnstoredRefreshTokenLost", Level = LogLevel.Critical,
+        Message = "The token manager was disposed while the refresh token the server issued last was still not in the token store: it is lost, and the stored one may be spent")]
+    public static partial void UnstoredRefreshTokenLost(this ILogger logger);
 }

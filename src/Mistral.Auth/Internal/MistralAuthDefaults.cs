@@ -36,6 +36,16 @@ internal static class MistralAuthDefaults
     /// <summary>The most of a token endpoint response that is read; a larger body is an error.</summary>
     public const int MaxTokenResponseBytes = 64 * 1024;
 
+    /// <summary>The longest wait between two attempts to write a refresh token the store did not take.</summary>
+    public static readonly TimeSpan MaxStoreWriteRetryDelay = TimeSpan.FromSeconds(5);
+
+    /// <summary>
+    /// How long a lapsed claim on the stored refresh token is still honoured, counted from when an instance first sees
+    /// it lapsed: time for an owner that only lost the store to come back and write (it retries at least every
+    /// <see cref="MaxStoreWriteRetryDelay"/>).
+    /// </summary>
+    public static readonly TimeSpan RefreshClaimGrace = TimeSpan.FromSeconds(30);
+
     /// <summary>The largest request body buffered so that it can be sent again after a 401.</summary>
     public const long MaxReplayBufferBytes = 4 * 1024 * 1024;
 }

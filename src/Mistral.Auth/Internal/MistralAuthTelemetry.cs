@@ -16,11 +16,13 @@ internal sealed class MistralAuthTelemetry
     private MistralAuthTelemetry(Meter meter)
     {
         Refreshes = meter.CreateCounter<long>(
-            "mistral.auth.token.refreshes", unit: "{refresh}", description: "Token refreshes attempted, tagged by reason and outcome.");
+            "mistral.auth.token.refreshes", unit: "{refresh}", description: "Calls to the token endpoint (or the token source) to refresh the token, tagged by reason and outcome.");
         RefreshDuration = meter.CreateHistogram<double>(
             "mistral.auth.token.refresh.duration", unit: "s", description: "How long each token refresh took, every retry included.");
         RefreshFailures = meter.CreateCounter<long>(
             "mistral.auth.token.refresh.failures", unit: "{failure}", description: "Token refreshes that failed, tagged by reason and error.");
+        Adoptions = meter.CreateCounter<long>(
+            "mistral.auth.token.adoptions", unit: "{token}", description: "Access tokens taken from the token store, where another instance sharing it had put them, tagged by reason.");
         RequestRetries = meter.CreateCounter<long>(
             "mistral.auth.request.retries", unit: "{retry}", description: "API requests sent again with a fresh token after a 401.");
     }
@@ -30,6 +32,8 @@ internal sealed class MistralAuthTelemetry
     public Histogram<double> RefreshDuration { get; }
 
     public Counter<long> RefreshFailures { get; }
+
+    public Counter<long> Adoptions { get; }
 
     public Counter<long> RequestRetries { get; }
 
