@@ -15,8 +15,13 @@ namespace Mistral.Auth;
 /// <c>new HttpClient(new MistralAuthHandler(tokenManager) { InnerHandler = new HttpClientHandler() })</c>.
 /// </para>
 /// <para>
-/// A request that already carries an <c>Authorization</c> header is sent unchanged. A request never goes out without
-/// a token: when none can be obtained, <see cref="MistralAuthException"/> is thrown instead.
+/// The handler owns the <c>Authorization</c> header: on every request that may carry the token it sets
+/// <c>Bearer &lt;token&gt;</c>, replacing whatever was there — the placeholder API key an SDK insists on (the OpenAI SDK,
+/// Semantic Kernel's connector) or <c>DefaultRequestHeaders</c> (Mistral.SDK). A request to a host outside the
+/// allow-list keeps its own header and gets no token. With
+/// <see cref="MistralAuthOptions.PreserveExistingAuthorization"/> set, a request that already has the header is sent
+/// unchanged instead. A request never goes out without a token: when none can be obtained,
+/// <see cref="MistralAuthException"/> is thrown instead.
 /// </para>
 /// <para>
 /// The token goes only to an allowed host (see <see cref="MistralAuthOptions.AllowedHosts"/>), over HTTPS or to
@@ -38,6 +43,7 @@ public sealed class MistralAuthHandler : DelegatingHandler
     private readonly TokenManager _tokenManager;
     private readonly ILogger _logger;
     private readonly BaseAddressCapture? _baseAddress;
+    private readonly bool _preserveExisting;
     private AllowedHostSet? _allowedHosts;
 
     /// <summary>Creates the handler.</summary>
@@ -63,13 +69,14 @@ public sealed class MistralAuthHandler : DelegatingHandler
         _tokenManager = tokenManager;
         _logger = (ILogger?)logger ?? NullLogger.Instance;
         _baseAddress = baseAddress;
+        _preserveExisting = tokenManager.PreserveExistingAuthorization;
     }
 
     /// <inheritdoc />
     protected override Task<HttpResponseMessage> SendAsync(HttpRequestMessage request, CancellationToken cancellationToken)
     {
         ArgumentNullException.ThrowIfNull(request);
-        if (request.Headers.Authorization is not null || !MayCarryToken(request))
+        if ((_preserveExisting && request.Headers.Authorization is not null) || !MayCarryToken(request))
         {
             return base.SendAsync(request, cancellationToken);
         }
@@ -98,7 +105,7 @@ public sealed class MistralAuthHandler : DelegatingHandler
     protected override HttpResponseMessage Send(HttpRequestMessage request, CancellationToken cancellationToken)
     {
         ArgumentNullException.ThrowIfNull(request);
-        if (request.Headers.Authorization is not null || !MayCarryToken(request))
+        if ((_preserveExisting && request.Headers.Authorization is not null) || !MayCarryToken(request))
         {
             return base.Send(request, cancellationToken);
         }
@@ -211,7 +218,7 @@ public sealed class MistralAuthHandler : DelegatingHandler
                 return await _tokenManager.GetStateAsync(cancellationToken).ConfigureAwait(false);
             }
 
-            return await _tokenManager.RefreshAfterRejectionAsync(rejected, cancellationToken).ConfigureAwait(false);
+            return await _tokenManager.RefreshAfterRejectionCoreAsync(rejected, cancellationToken).ConfigureAwait(false);
         }
         catch
         {

@@ -86,6 +86,17 @@ public sealed class MistralAuthOptions
     public Action<ResiliencePipelineBuilder<HttpResponseMessage>>? ConfigureResiliencePipeline { get; set; }
 
     /// <summary>
+    /// Gets or sets whether the handler leaves alone a request that already carries an <c>Authorization</c> header.
+    /// </summary>
+    /// <value>
+    /// Defaults to <see langword="false"/>: the handler owns the header on the clients it is registered on, and replaces
+    /// whatever an SDK or <c>DefaultRequestHeaders</c> put there (a placeholder API key, typically) on every request that
+    /// may carry the token. Set it to <see langword="true"/> for code that sets its own header on purpose; such a request is
+    /// then sent unchanged and its 401 returned as it is.
+    /// </value>
+    public bool PreserveExistingAuthorization { get; set; }
+
+    /// <summary>
     /// Gets the hosts the access token may be sent to. A request to any other host goes out without it.
     /// An entry is a host name (<c>api.mistral.ai</c>) or a wildcard for its subdomains (<c>*.mistral.ai</c>).
     /// </summary>
@@ -100,7 +111,7 @@ public sealed class MistralAuthOptions
     /// <returns>A description of the settings that is safe to log.</returns>
     public override string ToString() => string.Create(
         CultureInfo.InvariantCulture,
-        $"TokenEndpoint={Shown(TokenEndpoint)}, ClientId={ClientId ?? "(null)"}, ClientSecret={Mask(ClientSecret)}, RefreshToken={Mask(RefreshToken)}, ApiKey={Mask(ApiKey)}, Scope={Scope ?? "(null)"}, TokenSource={(TokenSource is null ? "(null)" : TokenSource.GetType().Name)}, RefreshBeforeExpiry={RefreshBeforeExpiry}, TokenRequestFormat={TokenRequestFormat}, RefreshTimeout={RefreshTimeout}, RefreshRetryDelay={RefreshRetryDelay}, AllowedHosts=[{string.Join(", ", AllowedHosts)}], Resilience=({Resilience})");
+        $"TokenEndpoint={Shown(TokenEndpoint)}, ClientId={ClientId ?? "(null)"}, ClientSecret={Mask(ClientSecret)}, RefreshToken={Mask(RefreshToken)}, ApiKey={Mask(ApiKey)}, Scope={Scope ?? "(null)"}, TokenSource={(TokenSource is null ? "(null)" : TokenSource.GetType().Name)}, RefreshBeforeExpiry={RefreshBeforeExpiry}, TokenRequestFormat={TokenRequestFormat}, RefreshTimeout={RefreshTimeout}, RefreshRetryDelay={RefreshRetryDelay}, AllowedHosts=[{string.Join(", ", AllowedHosts)}], PreserveExistingAuthorization={PreserveExistingAuthorization}, Resilience=({Resilience})");
 
     /// <summary>Which way tokens are obtained, from the settings present.</summary>
     internal CredentialMode Mode =>
@@ -142,6 +153,7 @@ public sealed class MistralAuthOptions
             RefreshTimeout = RefreshTimeout,
             RefreshRetryDelay = RefreshRetryDelay,
             ConfigureResiliencePipeline = ConfigureResiliencePipeline,
+            PreserveExistingAuthorization = PreserveExistingAuthorization,
             Resilience = Resilience.Clone(),
         };
         foreach (var host in AllowedHosts)

@@ -27,9 +27,24 @@ public class MistralAuthHandlerTests
     }
 
     [Fact]
-    public async Task SendAsync_RequestAlreadyHasAuthorization_LeavesItAloneAndGetsNoToken()
+    public async Task SendAsync_RequestAlreadyHasAuthorization_TheHandlerOwnsTheHeader()
     {
         using var h = new Harness();
+        var recorder = new RecordingHandler();
+        using var client = h.CreateApiClient(recorder);
+        using var request = new HttpRequestMessage(HttpMethod.Get, "v1/models");
+        request.Headers.Authorization = new AuthenticationHeaderValue("Bearer", "sdk-placeholder-key");
+
+        using var response = await client.SendAsync(request, Ct);
+
+        Assert.Equal(HttpStatusCode.OK, response.StatusCode);
+        Assert.Equal($"Bearer {await h.Manager.GetAccessTokenAsync(Ct)}", Assert.Single(recorder.AuthorizationHeaders));
+    }
+
+    [Fact]
+    public async Task SendAsync_PreserveExistingAuthorization_LeavesItAloneAndGetsNoToken()
+    {
+        using var h = new Harness(o => o.PreserveExistingAuthorization = true);
         var recorder = new RecordingHandler();
         using var client = h.CreateApiClient(recorder);
         using var request = new HttpRequestMessage(HttpMethod.Get, "v1/models");
