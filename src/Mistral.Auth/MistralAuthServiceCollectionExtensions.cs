@@ -102,14 +102,16 @@ public static class MistralAuthServiceCollectionExtensions
 
     private static TokenManager Create(IServiceProvider services, string name)
     {
-        var options = services.GetRequiredService<IOptionsMonitor<MistralAuthOptions>>().Get(name);
+        var monitor = services.GetRequiredService<IOptionsMonitor<MistralAuthOptions>>();
         var factory = services.GetRequiredService<IHttpClientFactory>();
         return new TokenManager(
-            options,
+            monitor.Get(name),
             () => factory.CreateClient(MistralAuthDefaults.TokenEndpointClientName),
             services.GetRequiredService<TimeProvider>(),
             services.GetService<ILoggerFactory>(),
             services.GetService<IMeterFactory>(),
-            services.GetKeyedService<ITokenStore>(MistralAuthDefaults.TokenStoreKey(name)));
+            services.GetKeyedService<ITokenStore>(MistralAuthDefaults.TokenStoreKey(name)),
+            monitor,
+            name);
     }
 }

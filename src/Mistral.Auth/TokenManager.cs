@@ -3,6 +3,7 @@ using System.Globalization;
 using System.Diagnostics.Metrics;
 using Microsoft.Extensions.Logging;
 using Microsoft.Extensions.Logging.Abstractions;
+using Microsoft.Extensions.Options;
 using Mistral.Auth.Internal;
 
 namespace Mistral.Auth;
@@ -54,6 +55,10 @@ public sealed class TokenManager : IDisposable
     private readonly RefreshClaimObserver _claims;
     private DateTimeOffset? _ownClaim;
     private long _endpointCalls;
+    private readonly IOptionsMonitor<MistralAuthOptions>? _optionsMonitor;
+    private readonly string? _optionsName;
+    private readonly IDisposable? _optionsChange;
+    private string? _rejectedApiKeyFingerprint;
 
     /// <summary>Creates a token manager without dependency injection.</summary>
     /// <param name="options">The settings; they are copied, so later changes to this instance have no effect.</param>
@@ -81,13 +86,20 @@ public sealed class TokenManager : IDisposable
     }
 
     /// <summary>Creates a token manager that asks <paramref name="httpClientFactory"/> for a client on each refresh.</summary>
+    /// <remarks>
+    /// With <paramref name="optionsMonitor"/> (dependency injection), an API key follows the configuration: a reload
+    /// (appsettings, key-per-file secrets, a vault provider) swaps it without a restart, and after a 401 the current
+    /// configuration is read once more.
+    /// </remarks>
     internal TokenManager(
         MistralAuthOptions options,
         Func<HttpClient>? httpClientFactory,
         TimeProvider? timeProvider,
         ILoggerFactory? loggerFactory,
         IMeterFactory? meterFactory,
-        ITokenStore? tokenStore)
+        ITokenStore? tokenStore,
+        IOptionsMonitor<MistralAuthOptions>? optionsMonitor = null,
+        string? optionsName = null)
     {
         ArgumentNullException.ThrowIfNull(options);
         var failures = MistralAuthOptionsValidator.Check(options);
@@ -124,8 +136,14 @@ public sealed class TokenManager : IDisposable
         _claims = new RefreshClaimObserver(_time);
         if (_mode == CredentialMode.ApiKey)
         {
-            // A static key: valid until the server says otherwise, never refreshed.
-            _state = new AccessTokenState(_options.ApiKey!, long.MaxValue, long.MaxValue, DateTimeOffset.MaxValue, DateTimeOffset.MaxValue);
+            // A static key: valid until the server says otherwise, never refreshed; swapped when the configuration is.
+            _state = ApiKeyState(_options.ApiKey!);
+            if (optionsMonitor is not null)
+            {
+                _optionsMonitor = optionsMonitor;
+                _optionsName = optionsName ?? Options.DefaultName;
+                _optionsChange = optionsMonitor.OnChange(OnOptionsChanged);
+            }
         }
         DefaultAllowedHosts = new AllowedHostSet(
             _options.AllowedHosts.Count > 0 ? _options.AllowedHosts : [_options.TokenEndpoint.IdnHost]);
@@ -152,6 +170,9 @@ public sealed class TokenManager : IDisposable
     /// <summary>The configured allowed hosts, empty when the default applies.</summary>
     internal IList<string> ConfiguredAllowedHosts => _options.AllowedHosts;
 
+    /// <summary>Whether the handler leaves a request's own <c>Authorization</c> header alone.</summary>
+    internal bool PreserveExistingAuthorization => _options.PreserveExistingAuthorization;
+
     /// <summary>For tests and diagnostics: the token currently served, if any.</summary>
     internal AccessTokenState? CurrentState => Volatile.Read(ref _state);
 
@@ -172,6 +193,56 @@ public sealed class TokenManager : IDisposable
 
         static async ValueTask<string> AwaitToken(ValueTask<AccessTokenState> pending) =>
             (await pending.ConfigureAwait(false)).AccessToken;
+    }
+
+    /// <summary>Returns an access token that is valid now, with its expiry, refreshing it first only if there is none.</summary>
+    /// <param name="cancellationToken">Cancels this caller's wait; a refresh other callers share goes on.</param>
+    /// <returns>
+    /// The access token and when it stops being served (<see cref="AccessTokenResult.ExpiresOn"/>; <see langword="null"/>
+    /// for an API key, which has no known expiry). The same instance is returned for as long as the token is the same.
+    /// </returns>
+    /// <exception cref="MistralAuthException">There is no valid token and none could be obtained.</exception>
+    /// <exception cref="OperationCanceledException"><paramref name="cancellationToken"/> was canceled.</exception>
+    /// <exception cref="ObjectDisposedException">The manager was disposed.</exception>
+    public ValueTask<AccessTokenResult> GetAccessTokenResultAsync(CancellationToken cancellationToken = default)
+    {
+        if (FreshState() is { } state)
+        {
+            return new ValueTask<AccessTokenResult>(state.Result);
+        }
+
+        return AwaitResult(GetStateSlowAsync(cancellationToken));
+
+        static async ValueTask<AccessTokenResult> AwaitResult(ValueTask<AccessTokenState> pending) =>
+            (await pending.ConfigureAwait(false)).Result;
+    }
+
+    /// <summary>
+    /// Call when the API answered 401 to <paramref name="rejectedAccessToken"/>: refreshes the token once — only if the
+    /// rejected one is still the current one, so that many simultaneous 401s cause one refresh — and returns the token
+    /// to send the request again with. For integrations that set the header themselves (a System.ClientModel policy, a
+    /// gRPC interceptor); <see cref="MistralAuthHandler"/> does this on its own.
+    /// </summary>
+    /// <param name="rejectedAccessToken">The token the API rejected.</param>
+    /// <param name="cancellationToken">Cancels this caller's wait; a refresh other callers share goes on.</param>
+    /// <returns>The token to retry with: a new one, or the current one when another caller already replaced the rejected one.</returns>
+    /// <exception cref="ArgumentException"><paramref name="rejectedAccessToken"/> is null or empty.</exception>
+    /// <exception cref="MistralAuthException">
+    /// No new token could be obtained; with an API key, the configuration holds no other key (the key is invalid,
+    /// expired or revoked): do not retry.
+    /// </exception>
+    /// <exception cref="ObjectDisposedException">The manager was disposed.</exception>
+    public async ValueTask<string> RefreshAfterRejectionAsync(string rejectedAccessToken, CancellationToken cancellationToken = default)
+    {
+        ArgumentException.ThrowIfNullOrEmpty(rejectedAccessToken);
+        var current = Volatile.Read(ref _state);
+        if (current is null || !string.Equals(current.AccessToken, rejectedAccessToken, StringComparison.Ordinal))
+        {
+            // Not the current token (already replaced, or never ours): the current one, refreshed first if need be.
+            return await GetAccessTokenAsync(cancellationToken).ConfigureAwait(false);
+        }
+
+        return (await RefreshAfterRejectionCoreAsync(current, cancellationToken).ConfigureAwait(false)).AccessToken;
     }
 
     /// <summary>
@@ -227,6 +298,7 @@ public sealed class TokenManager : IDisposable
         }
 
         _disposed.Cancel();
+        _optionsChange?.Dispose();
         lock (_gate)
         {
             ArmRefreshDueLocked(null);
@@ -255,13 +327,19 @@ public sealed class TokenManager : IDisposable
     /// Called when the API answered 401 to <paramref name="rejected"/>: refreshes unless another caller already
     /// replaced that token, so that N simultaneous 401s cause one refresh.
     /// </summary>
-    internal Task<AccessTokenState> RefreshAfterRejectionAsync(AccessTokenState rejected, CancellationToken cancellationToken)
+    internal Task<AccessTokenState> RefreshAfterRejectionCoreAsync(AccessTokenState rejected, CancellationToken cancellationToken)
     {
         ObjectDisposedException.ThrowIf(_disposed.IsCancellationRequested, this);
         if (_mode == CredentialMode.ApiKey)
         {
-            return Task.FromException<AccessTokenState>(new MistralAuthException(
-                "The API answered 401 to the API key: it is invalid or has been revoked. Replace MistralAuthOptions.ApiKey; the request was not retried."));
+            try
+            {
+                return Task.FromResult(ApiKeyAfterRejection(rejected));
+            }
+            catch (MistralAuthException ex)
+            {
+                return Task.FromException<AccessTokenState>(ex);
+            }
         }
 
         Task<AccessTokenState> refresh;
@@ -301,9 +379,11 @@ public sealed class TokenManager : IDisposable
 
         var state = Volatile.Read(ref _state);
         var valid = state is not null && _time.GetTimestamp() < state.ExpiresAt;
-        if (valid && _mode == CredentialMode.ApiKey)
+        if (_mode == CredentialMode.ApiKey)
         {
-            return (TokenHealth.Healthy, "Using a static API key.");
+            return state is not null && string.Equals(Volatile.Read(ref _rejectedApiKeyFingerprint), state.Fingerprint, StringComparison.Ordinal)
+                ? (TokenHealth.Unhealthy, $"The API rejected the API key {state.Fingerprint} (401): it is invalid, expired or revoked. Put a valid key in the configuration; a reload is picked up without a restart.")
+                : (TokenHealth.Healthy, "Using an API key.");
         }
 
         if (valid)
@@ -326,6 +406,78 @@ public sealed class TokenManager : IDisposable
         return state is null
             ? (TokenHealth.Degraded, "No access token has been requested yet.")
             : (TokenHealth.Degraded, "The access token expired while idle; the next request refreshes it.");
+    }
+
+    private static AccessTokenState ApiKeyState(string apiKey) =>
+        new(apiKey, long.MaxValue, long.MaxValue, DateTimeOffset.MaxValue, DateTimeOffset.MaxValue);
+
+    private void OnOptionsChanged(MistralAuthOptions options, string? name)
+    {
+        if (string.Equals(name ?? Options.DefaultName, _optionsName, StringComparison.Ordinal) && !_disposed.IsCancellationRequested)
+        {
+            _ = TryAdoptApiKey(options.ApiKey);
+        }
+    }
+
+    /// <summary>Swaps in the configured API key when it differs from the one served; returns its state, or null.</summary>
+    private AccessTokenState? TryAdoptApiKey(string? configured)
+    {
+        var key = configured?.Trim();
+        if (string.IsNullOrEmpty(key) || MistralAuthOptionsValidator.ApiKeyProblem(key) is not null)
+        {
+            _logger.ApiKeyIgnored();
+            return null;
+        }
+
+        lock (_gate)
+        {
+            var current = _state;
+            if (current is not null && string.Equals(current.AccessToken, key, StringComparison.Ordinal))
+            {
+                return null;
+            }
+
+            var next = ApiKeyState(key);
+            Volatile.Write(ref _state, next);
+            _logger.ApiKeyChanged(current?.Fingerprint ?? "(none)", next.Fingerprint);
+            return next;
+        }
+    }
+
+    /// <summary>
+    /// After a 401 to an API key: the key another caller already swapped in, else the configuration's current key if it
+    /// changed, else the typed error — the request is not sent again with a key the API just refused.
+    /// </summary>
+    private AccessTokenState ApiKeyAfterRejection(AccessTokenState rejected)
+    {
+        var current = Volatile.Read(ref _state);
+        if (current is not null && !ReferenceEquals(current, rejected))
+        {
+            return current;
+        }
+
+        if (_optionsMonitor is not null)
+        {
+            MistralAuthOptions? latest = null;
+            try
+            {
+                latest = _optionsMonitor.Get(_optionsName);
+            }
+            catch (OptionsValidationException)
+            {
+                // The reloaded configuration is invalid (its message names the setting): keep the key in use.
+            }
+
+            if (latest is not null && TryAdoptApiKey(latest.ApiKey) is { } fresh)
+            {
+                return fresh;
+            }
+        }
+
+        Volatile.Write(ref _rejectedApiKeyFingerprint, rejected.Fingerprint);
+        _logger.ApiKeyRejected(rejected.Fingerprint);
+        throw new MistralAuthException(
+            $"The API answered 401 to the API key: it is invalid or has been revoked, or has expired (key {rejected.Fingerprint}). Put a valid key in MistralAuthOptions.ApiKey — with dependency injection a reloaded configuration (appsettings reloadOnChange, a key-per-file secret, a vault provider) is picked up without a restart; the request was not retried.");
     }
 
     /// <summary>The delay after a failed background refresh, for the keep-alive service.</summary>

@@ -23,6 +23,11 @@ internal sealed class AccessTokenState
 
     public string AccessToken { get; }
 
+    /// <summary>The token with its expiry for <see cref="TokenManager.GetAccessTokenResultAsync"/>, made once per token.</summary>
+    public AccessTokenResult Result => _result ??= new AccessTokenResult(AccessToken, ExpiresOn == DateTimeOffset.MaxValue ? null : ExpiresOn);
+
+    private AccessTokenResult? _result;
+
     /// <summary>The <c>Authorization</c> header value for this token, built once and shared by every request.</summary>
     public AuthenticationHeaderValue Header { get; }
 

@@ -99,4 +99,16 @@ internal static partial class Log
     [LoggerMessage(EventId = 23, EventName = "UnstoredRefreshTokenLost", Level = LogLevel.Critical,
         Message = "The token manager was disposed while the refresh token the server issued last was still not in the token store: it is lost, and the stored one may be spent")]
     public static partial void UnstoredRefreshTokenLost(this ILogger logger);
+
+    [LoggerMessage(EventId = 24, EventName = "ApiKeyChanged", Level = LogLevel.Information,
+        Message = "The configured API key changed from {Fingerprint} to {NewFingerprint}; the new one is used from now on")]
+    public static partial void ApiKeyChanged(this ILogger logger, string fingerprint, string newFingerprint);
+
+    [LoggerMessage(EventId = 25, EventName = "ApiKeyRejected", Level = LogLevel.Error,
+        Message = "The API answered 401 to the API key {Fingerprint} and the configuration holds no other key: it is invalid, expired or revoked")]
+    public static partial void ApiKeyRejected(this ILogger logger, string fingerprint);
+
+    [LoggerMessage(EventId = 26, EventName = "ApiKeyIgnored", Level = LogLevel.Warning,
+        Message = "The reloaded configuration's API key is empty or has white space, control or non-ASCII characters inside it; the key in use is kept")]
+    public static partial void ApiKeyIgnored(this ILogger logger);
 }

@@ -130,7 +130,7 @@ internal sealed class MistralAuthOptionsValidator : IValidateOptions<MistralAuth
     }
 
     /// <summary>What is wrong with a (trimmed) API key for an <c>Authorization</c> header, or <see langword="null"/>.</summary>
-    private static string? ApiKeyProblem(string apiKey)
+    internal static string? ApiKeyProblem(string apiKey)
     {
         foreach (var c in apiKey)
         {
