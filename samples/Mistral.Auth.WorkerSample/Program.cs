@@ -1,12 +1,16 @@
-// A generic-host worker that calls POST /v1/chat/completions through a typed client, with Mistral.Auth configured
-// from appsettings.json. By default it runs against the embedded simulator (Simulator:Enabled); set it to false and
-// provide MistralAuth__ClientId / MistralAuth__ClientSecret / MistralAuth__RefreshToken (or MistralAuth__ApiKey) to
-// call the real API.
+// A generic-host worker that talks to Mistral through Microsoft.Extensions.AI's IChatClient — the OpenAI .NET SDK
+// pointed at Mistral's OpenAI-compatible endpoint, authenticated by Mistral.Auth's MistralAuthenticationPolicy (no
+// placeholder API key). Mistral.Auth is configured from appsettings.json. By default it runs against the embedded
+// simulator (Simulator:Enabled); set it to false and provide MistralAuth__ApiKey (or MistralAuth__ClientId,
+// MistralAuth__ClientSecret and MistralAuth__RefreshToken for an OAuth gateway) to call the real API.
+using Microsoft.Extensions.AI;
 using Microsoft.Extensions.Configuration;
 using Microsoft.Extensions.DependencyInjection;
 using Microsoft.Extensions.Hosting;
+using Mistral.Auth.ClientModel;
 using Mistral.Auth.Simulator;
 using Mistral.Auth.WorkerSample;
+using OpenAI;
 
 // appsettings.json is read from next to the binary, wherever `dotnet run` is started from.
 var builder = Host.CreateApplicationBuilder(new HostApplicationBuilderSettings { Args = args, ContentRootPath = AppContext.BaseDirectory });
@@ -21,13 +25,18 @@ if (simulator is not null)
         ["MistralAuth:ClientId"] = simulator.ClientId,
         ["MistralAuth:ClientSecret"] = simulator.ClientSecret,
         ["MistralAuth:RefreshToken"] = simulator.InitialRefreshToken,
-        ["MistralApi:BaseAddress"] = simulator.ApiBaseAddress.ToString(),
+        ["MistralApi:Endpoint"] = $"{simulator.Url}/v1",
     });
 }
 
-builder.Services.AddMistralAuth(builder.Configuration.GetSection("MistralAuth")).AddKeepAlive();
-builder.Services.AddHttpClient<MistralChatClient>(client => client.BaseAddress = new Uri(builder.Configuration["MistralApi:BaseAddress"]!))
-    .AddMistralAuthHandler();
+builder.Services.AddMistralAuth(builder.Configuration.GetSection("MistralAuth"))
+    .AddAuthenticationPolicy()
+    .AddKeepAlive();
+builder.Services.AddChatClient(sp => new OpenAIClient(
+        sp.GetRequiredService<MistralAuthenticationPolicy>(),
+        new OpenAIClientOptions { Endpoint = new Uri(builder.Configuration["MistralApi:Endpoint"]!) })
+    .GetChatClient(builder.Configuration["MistralApi:Model"] ?? "mistral-small-latest")
+    .AsIChatClient());
 builder.Services.AddHealthChecks().AddMistralAuthHealthCheck();
 builder.Services.AddHostedService<ChatWorker>();
 

@@ -1,3 +1,4 @@
+using System.ClientModel.Primitives;
 using System.Net;
 using System.Net.Http.Headers;
 using Duende.IdentityModel.Client;
@@ -50,6 +51,45 @@ public static class Candidates
         private readonly Task<HttpResponseMessage> _ok = Task.FromResult(new HttpResponseMessage(HttpStatusCode.OK));
 
         protected override Task<HttpResponseMessage> SendAsync(HttpRequestMessage request, CancellationToken cancellationToken) => _ok;
+    }
+
+    /// <summary>The policy floor: sets one precomputed header value on every try, nothing else.</summary>
+    public sealed class StaticHeaderPolicy(string value) : PipelinePolicy
+    {
+        public override void Process(PipelineMessage message, IReadOnlyList<PipelinePolicy> pipeline, int currentIndex)
+        {
+            message.Request.Headers.Set("Authorization", value);
+            ProcessNext(message, pipeline, currentIndex);
+        }
+
+        public override ValueTask ProcessAsync(PipelineMessage message, IReadOnlyList<PipelinePolicy> pipeline, int currentIndex)
+        {
+            message.Request.Headers.Set("Authorization", value);
+            return ProcessNextAsync(message, pipeline, currentIndex);
+        }
+    }
+
+    /// <summary>A System.ClientModel pipeline around <paramref name="policy"/>, sending to a stub that answers 200.</summary>
+    public static ClientPipeline Pipeline(PipelinePolicy policy) => ClientPipeline.Create(
+        new ClientPipelineOptions { Transport = new HttpClientPipelineTransport(new HttpClient(new FreshOkHandler())), RetryPolicy = new ClientRetryPolicy(0) },
+        perCallPolicies: [],
+        perTryPolicies: [policy],
+        beforeTransportPolicies: []);
+
+    /// <summary>Sends one GET through <paramref name="pipeline"/>, as a client built on System.ClientModel does.</summary>
+    public static async ValueTask SendAsync(ClientPipeline pipeline, Uri uri)
+    {
+        using var message = pipeline.CreateMessage();
+        message.Request.Method = "GET";
+        message.Request.Uri = uri;
+        await pipeline.SendAsync(message).ConfigureAwait(false);
+    }
+
+    /// <summary>Answers every request with a new 200 (the System.ClientModel transport disposes each response).</summary>
+    public sealed class FreshOkHandler : HttpMessageHandler
+    {
+        protected override Task<HttpResponseMessage> SendAsync(HttpRequestMessage request, CancellationToken cancellationToken) =>
+            Task.FromResult(new HttpResponseMessage(HttpStatusCode.OK));
     }
 
     /// <summary>An in-process API that answers 200 to tokens the simulator accepts and 401 to any other.</summary>

@@ -30,6 +30,7 @@ public static class Program
         if (args.Contains("--interleaved-hot-path"))
         {
             Console.WriteLine(string.Join(Environment.NewLine, await Interleaved.HotPathAsync(turns: 300, operationsPerTurn: 20_000)));
+            Console.WriteLine(string.Join(Environment.NewLine, await Interleaved.PolicyHotPathAsync(turns: 300, operationsPerTurn: 20_000)));
             return 0;
         }
 
@@ -44,6 +45,9 @@ public static class Program
         };
         report.AddRange(await Interleaved.HotPathAsync(turns: quick ? 100 : 300, operationsPerTurn: 20_000));
         report.Add(string.Empty);
+        report.Add("### Interleaved hot path, System.ClientModel policy");
+        report.AddRange(await Interleaved.PolicyHotPathAsync(turns: quick ? 100 : 300, operationsPerTurn: 20_000));
+        report.Add(string.Empty);
         report.Add("### Storms");
         report.AddRange(await Storms.RunAsync(atExpiry: 10_000, simultaneous401s: 1_000));
         report.Add(string.Empty);
@@ -51,13 +55,15 @@ public static class Program
         report.AddRange(await Interleaved.LoopbackAsync(turns: quick ? 20 : 40, turnLength: TimeSpan.FromMilliseconds(quick ? 300 : 500), concurrency: 16));
         report.Add(string.Empty);
 
-        var summary = BenchmarkRunner.Run<HotPathBenchmarks>(config);
         report.Add("### BenchmarkDotNet (allocations and absolute figures)");
-        report.Add(string.Empty);
-        var table = Path.Combine(summary.ResultsDirectoryPath, "Mistral.Auth.Benchmarks.HotPathBenchmarks-report-github.md");
-        if (File.Exists(table))
+        foreach (var summary in new[] { BenchmarkRunner.Run<HotPathBenchmarks>(config), BenchmarkRunner.Run<PolicyHotPathBenchmarks>(config) })
         {
-            report.AddRange(File.ReadAllLines(table).Where(l => l.StartsWith('|')).Select(l => WebUtility.HtmlDecode(l))); // it writes ' as &#39;
+            report.Add(string.Empty);
+            var table = Directory.GetFiles(summary.ResultsDirectoryPath, $"*{summary.BenchmarksCases[0].Descriptor.Type.Name}-report-github.md").FirstOrDefault();
+            if (table is not null)
+            {
+                report.AddRange(File.ReadAllLines(table).Where(l => l.StartsWith('|')).Select(l => WebUtility.HtmlDecode(l))); // it writes ' as &#39;
+            }
         }
 
         report.Add(string.Empty);
