@@ -51,54 +51,50 @@ internal static class JwtExpiry
                 throw Malformed("its payload is not a JSON object");
             }
 
-            foreach (var claim in (ReadOnlySpan<string>)[JwtRegisteredClaimNames.Exp, JwtRegisteredClaimNames.Iat])
-            {
-                if (document.RootElement.TryGetProperty(claim, out var value) && value.ValueKind is not (JsonValueKind.Number or JsonValueKind.Null))
-                {
-                    throw Malformed($"its '{claim}' claim is not a number of seconds");
-                }
-            }
+            // Rounded the safe way: a fractional exp down, a fractional iat up, so the lifetime is never overstated.
+            expiresAt = ReadSeconds(document.RootElement, JwtRegisteredClaimNames.Exp, Math.Floor);
+            issuedAt = ReadSeconds(document.RootElement, JwtRegisteredClaimNames.Iat, Math.Ceiling);
         }
         catch (JsonException)
         {
             throw Malformed("its payload is not valid JSON");
         }
 
-        JwtSecurityToken jwt;
         try
         {
-            jwt = new JwtSecurityToken(token);
+            // The token must also be one System.IdentityModel.Tokens.Jwt reads; its claims are taken from above.
+            _ = new JwtSecurityToken(token);
         }
         catch (Exception ex) when (ex is ArgumentException or SecurityTokenException or JsonException or FormatException)
         {
             throw Malformed("System.IdentityModel.Tokens.Jwt could not read it");
         }
 
-        expiresAt = ReadNumericDate(jwt.Payload, JwtRegisteredClaimNames.Exp);
-        issuedAt = ReadNumericDate(jwt.Payload, JwtRegisteredClaimNames.Iat);
         return true;
     }
 
-    private static long? ReadNumericDate(JwtPayload payload, string claim)
+    /// <summary>A NumericDate claim (RFC 7519 §2) in whole seconds, or <see langword="null"/> when absent or null.</summary>
+    private static long? ReadSeconds(JsonElement payload, string claim, Func<double, double> round)
     {
-        if (!payload.TryGetValue(claim, out var value) || value is null)
+        if (!payload.TryGetProperty(claim, out var value) || value.ValueKind == JsonValueKind.Null)
         {
             return null;
         }
 
-        switch (value)
+        if (value.ValueKind != JsonValueKind.Number)
         {
-            case long l:
-                return l;
-            case int i:
-                return i;
-            case double d when double.IsFinite(d):
-                return (long)Math.Floor(d);
-            case decimal m:
-                return (long)Math.Floor(m);
-            default:
-                throw Malformed($"its '{claim}' claim is not a number of seconds");
+            throw Malformed($"its '{claim}' claim is not a number of seconds");
         }
+
+        if (value.TryGetInt64(out var whole))
+        {
+            return whole;
+        }
+
+        var seconds = value.GetDouble();
+        return double.IsFinite(seconds) && Math.Abs(seconds) < 1e15
+            ? (long)round(seconds)
+            : throw Malformed($"its '{claim}' claim is not a number of seconds");
     }
 
     private static bool IsJsonObject(ReadOnlySpan<char> segment)
