@@ -1,3 +1,5 @@
+using Mistral.Auth.Internal;
+
 namespace Mistral.Auth;
 
 /// <summary>The default <see cref="ITokenStore"/>: this process's memory. Nothing survives a restart.</summary>
@@ -36,21 +38,6 @@ public sealed class InMemoryTokenStore : ITokenStore
     public async ValueTask<IAsyncDisposable> AcquireRefreshLockAsync(CancellationToken cancellationToken)
     {
         await _refreshLock.WaitAsync(cancellationToken).ConfigureAwait(false);
-        return new Releaser(_refreshLock);
-    }
-
-    private sealed class Releaser(SemaphoreSlim semaphore) : IAsyncDisposable
-    {
-        private int _released;
-
-        public ValueTask DisposeAsync()
-        {
-            if (Interlocked.Exchange(ref _released, 1) == 0)
-            {
-                semaphore.Release();
-            }
-
-            return default;
-        }
+        return new LockReleaser(_refreshLock);
     }
 }

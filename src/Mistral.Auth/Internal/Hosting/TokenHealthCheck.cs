@@ -17,11 +17,3 @@ internal sealed class TokenHealthCheck(TokenManager tokenManager) : IHealthCheck
         return Task.FromResult(result);
     }
 }
-
-/// <summary>The token's health, for <see cref="TokenHealthCheck"/>.</summary>
-internal enum TokenHealth
-{
-    Healthy,
-    Degraded,
-    Unhealthy,
-}

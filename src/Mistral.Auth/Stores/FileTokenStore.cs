@@ -1,4 +1,5 @@
 using System.Text.Json;
+using Mistral.Auth.Internal;
 
 namespace Mistral.Auth;
 
@@ -92,7 +93,7 @@ public sealed class FileTokenStore : ITokenStore
         try
         {
             var file = await LockFileAsync(Path + ".lock", cancellationToken).ConfigureAwait(false);
-            return new Releaser(file, _refreshLock);
+            return new LockReleaser(_refreshLock, file);
         }
         catch
         {
@@ -240,20 +241,6 @@ public sealed class FileTokenStore : ITokenStore
         catch (IOException)
         {
             // Best effort: a stray temporary file holds nothing the real one does not.
-        }
-    }
-
-    private sealed class Releaser(FileStream file, SemaphoreSlim semaphore) : IAsyncDisposable
-    {
-        private int _released;
-
-        public async ValueTask DisposeAsync()
-        {
-            if (Interlocked.Exchange(ref _released, 1) == 0)
-            {
-                await file.DisposeAsync().ConfigureAwait(false);
-                semaphore.Release();
-            }
         }
     }
 }

@@ -1,0 +1,9 @@
+namespace Mistral.Auth.Internal;
+
+/// <summary>The token's health, as the manager reports it to <see cref="TokenHealthCheck"/>.</summary>
+internal enum TokenHealth
+{
+    Healthy,
+    Degraded,
+    Unhealthy,
+}
