@@ -69,7 +69,7 @@ public sealed class MistralAuthHandler : DelegatingHandler
         _tokenManager = tokenManager;
         _logger = (ILogger?)logger ?? NullLogger.Instance;
         _baseAddress = baseAddress;
-        _preserveExisting = tokenManager.PreserveExistingAuthorization;
+        _preserveExisting = tokenManager.Settings.PreserveExistingAuthorization;
     }
 
     /// <inheritdoc />
@@ -145,16 +145,21 @@ public sealed class MistralAuthHandler : DelegatingHandler
         return false;
     }
 
+    /// <summary>
+    /// The configured <see cref="MistralAuthOptions.AllowedHosts"/>; else the client's <c>BaseAddress</c> host; else the
+    /// token endpoint's host.
+    /// </summary>
     private AllowedHostSet ResolveAllowedHosts()
     {
-        if (_tokenManager.ConfiguredAllowedHosts.Count > 0)
+        var settings = _tokenManager.Settings;
+        if (settings.AllowedHosts.Count > 0)
         {
-            return _tokenManager.DefaultAllowedHosts;
+            return new AllowedHostSet(settings.AllowedHosts);
         }
 
         return _baseAddress?.Value is { IsAbsoluteUri: true } baseAddress
             ? new AllowedHostSet([baseAddress.IdnHost])
-            : _tokenManager.DefaultAllowedHosts;
+            : new AllowedHostSet([settings.TokenEndpoint.IdnHost]);
     }
 
     private async Task<HttpResponseMessage> SendSlowAsync(

@@ -1,4 +1,5 @@
 using System.Net;
+using Microsoft.Extensions.Logging;
 using Polly;
 using Polly.CircuitBreaker;
 using Polly.Retry;
@@ -9,8 +10,7 @@ namespace Mistral.Auth.Internal;
 /// <summary>Builds the Polly pipeline around each token endpoint call.</summary>
 internal static class TokenEndpointPipeline
 {
-    public static ResiliencePipeline<HttpResponseMessage> Create(
-        MistralAuthOptions options, TimeProvider timeProvider, Action<int, string> onRetry, Action<TimeSpan> onBreak)
+    public static ResiliencePipeline<HttpResponseMessage> Create(MistralAuthOptions options, TimeProvider timeProvider, ILogger logger)
     {
         var builder = new ResiliencePipelineBuilder<HttpResponseMessage>
         {
@@ -44,7 +44,7 @@ internal static class TokenEndpointPipeline
                 DelayGenerator = args => new ValueTask<TimeSpan?>(RetryAfter(args.Outcome.Result, timeProvider, maxDelay)),
                 OnRetry = args =>
                 {
-                    onRetry(args.AttemptNumber + 1, Describe(args.Outcome));
+                    logger.TokenEndpointRetry(Describe(args.Outcome), args.AttemptNumber + 1);
                     return default;
                 },
             });
@@ -59,7 +59,7 @@ internal static class TokenEndpointPipeline
             BreakDuration = resilience.CircuitBreakerBreakDuration,
             OnOpened = args =>
             {
-                onBreak(args.BreakDuration);
+                logger.TokenEndpointCircuitOpened(args.BreakDuration);
                 return default;
             },
         });
