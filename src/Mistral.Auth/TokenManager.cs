@@ -329,45 +329,20 @@ public sealed class TokenManager : IDisposable
         return refresh.WaitAsync(cancellationToken);
     }
 
-    /// <summary>For the health check: the state of the token, without calling any server.</summary>
-    internal (TokenHealth Status, string Description) GetHealth()
+    /// <summary>For the health check: what the manager knows of its token, without calling any server.</summary>
+    internal TokenHealthSnapshot GetHealthSnapshot()
     {
-        MistralAuthException? failure;
-        MistralAuthException? rejected;
         lock (_gate)
         {
-            failure = _lastFailure;
-            rejected = _credentialsRejected;
+            var state = _state;
+            return new TokenHealthSnapshot(
+                state,
+                Valid: state is not null && _time.GetTimestamp() < state.ExpiresAt,
+                ApiKey: _apiKey is not null,
+                ApiKeyRejected: _apiKey?.IsRejected(state) == true,
+                _lastFailure,
+                _credentialsRejected);
         }
-
-        var state = Volatile.Read(ref _state);
-        if (_apiKey is not null)
-        {
-            return _apiKey.IsRejected(state)
-                ? (TokenHealth.Unhealthy, $"The API rejected the API key {state!.Fingerprint} (401): it is invalid, expired or revoked. Put a valid key in the configuration; a reload is picked up without a restart.")
-                : (TokenHealth.Healthy, "Using an API key.");
-        }
-
-        if (state is not null && _time.GetTimestamp() < state.ExpiresAt)
-        {
-            return failure is null
-                ? (TokenHealth.Healthy, FormattableString.Invariant($"Access token valid until {state.ExpiresOn:O}."))
-                : (TokenHealth.Degraded, FormattableString.Invariant($"Refreshing fails, but the access token is valid until {state.ExpiresOn:O}: {failure.Message}"));
-        }
-
-        if (rejected is not null)
-        {
-            return (TokenHealth.Unhealthy, $"No valid access token: the credentials were rejected ({rejected.Error}); supply new ones.");
-        }
-
-        if (failure is not null)
-        {
-            return (TokenHealth.Unhealthy, $"No valid access token: {failure.Message}");
-        }
-
-        return state is null
-            ? (TokenHealth.Degraded, "No access token has been requested yet.")
-            : (TokenHealth.Degraded, "The access token expired while idle; the next request refreshes it.");
     }
 
     /// <summary>

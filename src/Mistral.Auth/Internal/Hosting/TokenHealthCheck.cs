@@ -7,7 +7,7 @@ internal sealed class TokenHealthCheck(TokenManager tokenManager) : IHealthCheck
 {
     public Task<HealthCheckResult> CheckHealthAsync(HealthCheckContext context, CancellationToken cancellationToken = default)
     {
-        var (status, description) = tokenManager.GetHealth();
+        var (status, description) = Assess(tokenManager.GetHealthSnapshot());
         var result = status switch
         {
             TokenHealth.Healthy => HealthCheckResult.Healthy(description),
@@ -15,5 +15,41 @@ internal sealed class TokenHealthCheck(TokenManager tokenManager) : IHealthCheck
             _ => new HealthCheckResult(context.Registration.FailureStatus, description),
         };
         return Task.FromResult(result);
+    }
+
+    /// <summary>
+    /// Healthy with a valid token; Degraded when refreshing fails but the token is still valid, or none was asked for
+    /// yet; Unhealthy with no valid token, rejected credentials, or an API key the API refused.
+    /// </summary>
+    internal static (TokenHealth Status, string Description) Assess(TokenHealthSnapshot health)
+    {
+        var state = health.State;
+        if (health.ApiKey)
+        {
+            return health.ApiKeyRejected
+                ? (TokenHealth.Unhealthy, $"The API rejected the API key {state!.Fingerprint} (401): it is invalid, expired or revoked. Put a valid key in the configuration; a reload is picked up without a restart.")
+                : (TokenHealth.Healthy, "Using an API key.");
+        }
+
+        if (health.Valid)
+        {
+            return health.LastFailure is not { } failing
+                ? (TokenHealth.Healthy, FormattableString.Invariant($"Access token valid until {state!.ExpiresOn:O}."))
+                : (TokenHealth.Degraded, FormattableString.Invariant($"Refreshing fails, but the access token is valid until {state!.ExpiresOn:O}: {failing.Message}"));
+        }
+
+        if (health.CredentialsRejected is { } rejected)
+        {
+            return (TokenHealth.Unhealthy, $"No valid access token: the credentials were rejected ({rejected.Error}); supply new ones.");
+        }
+
+        if (health.LastFailure is { } failure)
+        {
+            return (TokenHealth.Unhealthy, $"No valid access token: {failure.Message}");
+        }
+
+        return state is null
+            ? (TokenHealth.Degraded, "No access token has been requested yet.")
+            : (TokenHealth.Degraded, "The access token expired while idle; the next request refreshes it.");
     }
 }

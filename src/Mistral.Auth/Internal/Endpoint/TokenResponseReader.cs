@@ -1,0 +1,186 @@
+using System.Globalization;
+using System.Text;
+using System.Text.Json;
+
+namespace Mistral.Auth.Internal;
+
+/// <summary>
+/// Reads the token endpoint's answer: a token response (RFC 6749 §5.1) checked field by field, or an error (§5.2)
+/// scrubbed of every secret the request carried. Every problem is a <see cref="MistralAuthException"/> naming it.
+/// </summary>
+internal sealed class TokenResponseReader(string endpointForMessages)
+{
+    private readonly string _endpointForMessages = endpointForMessages;
+
+    public TokenResponse ReadSuccess(HttpResponseMessage response, byte[] body, ClientCredentials credentials)
+    {
+        if (body.Length == 0)
+        {
+            throw Invalid(response, "an empty body");
+        }
+
+        if (!IsJson(response))
+        {
+            throw Invalid(response, $"a {MediaType(response)} body where a JSON token response (application/json) was expected");
+        }
+
+        JsonDocument document;
+        try
+        {
+            document = JsonDocument.Parse(body);
+        }
+        catch (JsonException)
+        {
+            throw Invalid(response, "a body that is not valid JSON");
+        }
+
+        using (document)
+        {
+            var root = document.RootElement;
+            if (root.ValueKind != JsonValueKind.Object)
+            {
+                throw Invalid(response, "JSON that is not an object");
+            }
+
+            var accessToken = ReadString(response, root, "access_token");
+            if (string.IsNullOrWhiteSpace(accessToken))
+            {
+                throw Invalid(response, "no access_token");
+            }
+
+            if (BearerTokenSyntax.Problem(accessToken) is { } problem)
+            {
+                throw Invalid(response, $"an access_token containing {problem}, which a bearer token cannot hold ({BearerTokenSyntax.Rule}); it was not used");
+            }
+
+            var tokenType = ReadString(response, root, "token_type");
+            if (tokenType is not null && !string.Equals(tokenType, "Bearer", StringComparison.OrdinalIgnoreCase))
+            {
+                throw Invalid(response, $"token_type '{SecretScrubber.Scrub(tokenType, credentials)}' where 'Bearer' was expected (RFC 6750)");
+            }
+
+            var expiresIn = ReadExpiresIn(response, root);
+            var newRefreshToken = ReadString(response, root, "refresh_token");
+
+            return new TokenResponse
+            {
+                AccessToken = accessToken,
+                ExpiresIn = expiresIn,
+                RefreshToken = string.IsNullOrEmpty(newRefreshToken) ? null : newRefreshToken,
+            };
+        }
+    }
+
+    public MistralAuthException ReadError(HttpResponseMessage response, byte[] body, ClientCredentials credentials, int attempts)
+    {
+        string? error = null;
+        string? description = null;
+        if (body.Length > 0 && IsJson(response))
+        {
+            try
+            {
+                using var document = JsonDocument.Parse(body);
+                if (document.RootElement.ValueKind == JsonValueKind.Object)
+                {
+                    error = StringOrNull(document.RootElement, "error");
+                    description = StringOrNull(document.RootElement, "error_description");
+                }
+            }
+            catch (JsonException)
+            {
+                // Not an RFC 6749 §5.2 error body: reported by status alone.
+            }
+        }
+
+        error = SecretScrubber.Scrub(error, credentials);
+        description = SecretScrubber.Scrub(description, credentials);
+
+        var message = new StringBuilder(160)
+            .Append(CultureInfo.InvariantCulture, $"The token endpoint {_endpointForMessages} refused the refresh: {Status(response)}");
+        if (error is not null)
+        {
+            message.Append(CultureInfo.InvariantCulture, $", error '{error}'");
+            if (description is not null)
+            {
+                message.Append(CultureInfo.InvariantCulture, $": {description}");
+            }
+        }
+        else if (body.Length > 0)
+        {
+            message.Append(CultureInfo.InvariantCulture, $", with a {MediaType(response)} body that is not an OAuth 2.0 error");
+        }
+
+        if (attempts > 1)
+        {
+            message.Append(CultureInfo.InvariantCulture, $" ({TokenEndpointClient.Attempts(attempts)})");
+        }
+
+        message.Append('.');
+        return new MistralAuthException(message.ToString(), error, description)
+        {
+            StatusCode = (int)response.StatusCode,
+        };
+    }
+
+    private string? ReadString(HttpResponseMessage response, JsonElement root, string name)
+    {
+        if (!root.TryGetProperty(name, out var value) || value.ValueKind == JsonValueKind.Null)
+        {
+            return null;
+        }
+
+        return value.ValueKind == JsonValueKind.String
+            ? value.GetString()
+            : throw Invalid(response, $"a {name} that is not a string");
+    }
+
+    private long? ReadExpiresIn(HttpResponseMessage response, JsonElement root)
+    {
+        if (!root.TryGetProperty("expires_in", out var value) || value.ValueKind == JsonValueKind.Null)
+        {
+            return null;
+        }
+
+        // RFC 6749 makes it a number; some servers send it as a string.
+        double seconds;
+        if (value.ValueKind == JsonValueKind.Number)
+        {
+            seconds = value.GetDouble();
+        }
+        else if (value.ValueKind != JsonValueKind.String
+            || !double.TryParse(value.GetString(), NumberStyles.Float, CultureInfo.InvariantCulture, out seconds))
+        {
+            throw Invalid(response, "an expires_in that is not a number of seconds");
+        }
+
+        if (!double.IsFinite(seconds) || seconds <= 0)
+        {
+            throw Invalid(response, string.Create(CultureInfo.InvariantCulture, $"expires_in {seconds}: a token lifetime must be a positive number of seconds"));
+        }
+
+        return seconds >= long.MaxValue / TimeSpan.TicksPerSecond ? long.MaxValue / TimeSpan.TicksPerSecond : (long)seconds;
+    }
+
+    private MistralAuthException Invalid(HttpResponseMessage response, string what) =>
+        new($"The token endpoint {_endpointForMessages} answered {Status(response)} with {what}.")
+        {
+            StatusCode = (int)response.StatusCode,
+        };
+
+    private static string? StringOrNull(JsonElement root, string name) =>
+        root.TryGetProperty(name, out var value) && value.ValueKind == JsonValueKind.String ? value.GetString() : null;
+
+    private static bool IsJson(HttpResponseMessage response)
+    {
+        var mediaType = response.Content.Headers.ContentType?.MediaType;
+        return mediaType is not null
+            && (mediaType.Equals("application/json", StringComparison.OrdinalIgnoreCase)
+                || mediaType.EndsWith("+json", StringComparison.OrdinalIgnoreCase));
+    }
+
+    private static string MediaType(HttpResponseMessage response) =>
+        response.Content.Headers.ContentType?.MediaType ?? "untyped";
+
+    public static string Status(HttpResponseMessage response) =>
+        string.Create(CultureInfo.InvariantCulture, $"HTTP {(int)response.StatusCode} ({response.StatusCode})");
+}

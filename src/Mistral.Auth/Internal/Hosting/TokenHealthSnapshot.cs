@@ -1,0 +1,10 @@
+namespace Mistral.Auth.Internal;
+
+/// <summary>What the manager knows of its token at one moment, for the health check.</summary>
+internal readonly record struct TokenHealthSnapshot(
+    AccessTokenState? State,
+    bool Valid,
+    bool ApiKey,
+    bool ApiKeyRejected,
+    MistralAuthException? LastFailure,
+    MistralAuthException? CredentialsRejected);
