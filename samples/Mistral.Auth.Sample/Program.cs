@@ -10,7 +10,7 @@ using Microsoft.Extensions.Configuration;
 using Microsoft.Extensions.DependencyInjection;
 using Microsoft.Extensions.Logging;
 using Mistral.Auth;
-using Mistral.Auth.Simulator;
+using Mistral.Auth.Testing;
 
 var configuration = new ConfigurationBuilder().AddEnvironmentVariables().Build();
 var seconds = configuration.GetValue("Sample:Seconds", 20);

@@ -3,7 +3,7 @@ using System.Net;
 using System.Net.Http.Headers;
 using Duende.IdentityModel.Client;
 using Duende.IdentityModel.OidcClient;
-using Mistral.Auth.Simulator;
+using Mistral.Auth.Testing;
 
 namespace Mistral.Auth.Benchmarks;
 

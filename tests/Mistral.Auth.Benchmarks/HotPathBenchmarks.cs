@@ -1,7 +1,7 @@
 using System.Net.Http.Headers;
 using BenchmarkDotNet.Attributes;
 using Duende.IdentityModel.OidcClient;
-using Mistral.Auth.Simulator;
+using Mistral.Auth.Testing;
 
 namespace Mistral.Auth.Benchmarks;
 

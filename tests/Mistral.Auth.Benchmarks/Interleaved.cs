@@ -7,7 +7,7 @@ using Microsoft.AspNetCore.Builder;
 using Microsoft.AspNetCore.Hosting;
 using Microsoft.AspNetCore.Http;
 using Microsoft.Extensions.Logging;
-using Mistral.Auth.Simulator;
+using Mistral.Auth.Testing;
 
 namespace Mistral.Auth.Benchmarks;
 

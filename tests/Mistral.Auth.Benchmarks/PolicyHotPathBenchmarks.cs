@@ -1,7 +1,7 @@
 using System.ClientModel.Primitives;
 using BenchmarkDotNet.Attributes;
 using Mistral.Auth.ClientModel;
-using Mistral.Auth.Simulator;
+using Mistral.Auth.Testing;
 
 namespace Mistral.Auth.Benchmarks;
 

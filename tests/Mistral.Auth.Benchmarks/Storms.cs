@@ -2,7 +2,7 @@ using System.Globalization;
 using System.Net;
 using Duende.IdentityModel.OidcClient;
 using Microsoft.Extensions.Time.Testing;
-using Mistral.Auth.Simulator;
+using Mistral.Auth.Testing;
 
 namespace Mistral.Auth.Benchmarks;
 

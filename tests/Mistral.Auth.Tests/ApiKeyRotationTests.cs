@@ -3,7 +3,7 @@ using Microsoft.Extensions.Configuration;
 using Microsoft.Extensions.DependencyInjection;
 using Microsoft.Extensions.Diagnostics.HealthChecks;
 using Microsoft.Extensions.Options;
-using Mistral.Auth.Simulator;
+using Mistral.Auth.Testing;
 
 namespace Mistral.Auth.Tests;
 

@@ -167,7 +167,7 @@ public class FailureSemanticsTests
     [Fact]
     public async Task GetAccessTokenAsync_ResponseLostAfterRotation_SurfacesInvalidGrantClearlyWithoutLooping()
     {
-        using var simulator = Simulator.MistralApiSimulator.Start(TestClock.Create());
+        using var simulator = Testing.MistralApiSimulator.Start(TestClock.Create());
         using var proxy = new FlakyTcpProxy(simulator.TokenEndpoint);
         using var backChannel = FlakyTcpProxy.CreateClient();
         using var manager = new TokenManager(proxy.OptionsFor(simulator), backChannel, TestClock.Create());

@@ -1,4 +1,4 @@
-using Mistral.Auth.Simulator;
+using Mistral.Auth.Testing;
 using Mistral.Auth.Tests.Helpers;
 
 namespace Mistral.Auth.Tests;

@@ -5,7 +5,7 @@ using System.Text.Json;
 using Microsoft.Extensions.DependencyInjection;
 using Microsoft.Extensions.Diagnostics.Metrics.Testing;
 using Microsoft.Extensions.Options;
-using Mistral.Auth.Simulator;
+using Mistral.Auth.Testing;
 using Mistral.Auth.Tests.Helpers;
 using WireMock.RequestBuilders;
 using WireMock.ResponseBuilders;

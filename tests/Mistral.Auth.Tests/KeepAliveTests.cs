@@ -1,6 +1,6 @@
 using Microsoft.Extensions.DependencyInjection;
 using Microsoft.Extensions.Hosting;
-using Mistral.Auth.Simulator;
+using Mistral.Auth.Testing;
 using Mistral.Auth.Tests.Helpers;
 
 namespace Mistral.Auth.Tests;

@@ -208,7 +208,7 @@ public class MistralAuthHandlerTests
     [Fact]
     public async Task SendAsync_WithoutDependencyInjection_WorksEndToEnd()
     {
-        using var simulator = Simulator.MistralApiSimulator.Start();
+        using var simulator = Testing.MistralApiSimulator.Start();
         using var manager = new TokenManager(SimulatorOptions.For(simulator));
         using var client = new HttpClient(new MistralAuthHandler(manager) { InnerHandler = new HttpClientHandler() });
 

@@ -2,8 +2,7 @@ using System.Net;
 using Microsoft.Extensions.Configuration;
 using Microsoft.Extensions.DependencyInjection;
 using Microsoft.Extensions.Options;
-using Mistral.Auth.Simulator;
-using Mistral.Auth.Tests.Helpers;
+using Mistral.Auth.Testing;
 
 namespace Mistral.Auth.Tests;
 

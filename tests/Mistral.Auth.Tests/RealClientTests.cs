@@ -6,6 +6,7 @@ using System.Net.Http.Json;
 using Microsoft.Extensions.AI;
 using Microsoft.Extensions.DependencyInjection;
 using Mistral.Auth.ClientModel;
+using Mistral.Auth.Testing;
 using Mistral.Auth.Tests.Helpers;
 using OpenAI;
 using OpenAI.Chat;

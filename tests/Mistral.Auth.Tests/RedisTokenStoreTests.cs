@@ -2,7 +2,7 @@ using System.Diagnostics;
 using System.Net;
 using Microsoft.Extensions.DependencyInjection;
 using Mistral.Auth.Redis;
-using Mistral.Auth.Simulator;
+using Mistral.Auth.Testing;
 using Mistral.Auth.Tests.Helpers;
 using StackExchange.Redis;
 

@@ -4,7 +4,7 @@ using System.Net;
 using Microsoft.Extensions.DependencyInjection;
 using Microsoft.Extensions.Logging;
 using Mistral.Auth.Internal;
-using Mistral.Auth.Simulator;
+using Mistral.Auth.Testing;
 using Mistral.Auth.Tests.Helpers;
 using WireMock.RequestBuilders;
 using WireMock.ResponseBuilders;

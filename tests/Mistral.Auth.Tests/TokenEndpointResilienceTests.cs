@@ -32,7 +32,7 @@ public class TokenEndpointResilienceTests
     [Fact]
     public async Task GetAccessTokenAsync_ConnectionDropped_IsRetried()
     {
-        using var simulator = Simulator.MistralApiSimulator.Start(TestClock.Create());
+        using var simulator = Testing.MistralApiSimulator.Start(TestClock.Create());
         using var proxy = new FlakyTcpProxy(simulator.TokenEndpoint);
         proxy.FailNext(FlakyTcpProxy.Fault.DropRequest, FlakyTcpProxy.Fault.DropRequest);
         using var backChannel = FlakyTcpProxy.CreateClient();

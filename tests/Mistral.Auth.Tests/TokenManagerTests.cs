@@ -431,7 +431,7 @@ public class TokenManagerTests
     [Fact]
     public async Task GetAccessTokenAsync_SystemClock_ServesAValidTokenWithoutWaiting()
     {
-        using var simulator = Simulator.MistralApiSimulator.Start();
+        using var simulator = Testing.MistralApiSimulator.Start();
         using var manager = new TokenManager(SimulatorOptions.For(simulator));
 
         var first = await manager.GetAccessTokenAsync(Ct);

@@ -45,7 +45,7 @@ internal sealed class FlakyTcpProxy : IDisposable
     }
 
     /// <summary>Options for the simulator behind this proxy, with retries that need no waiting.</summary>
-    public MistralAuthOptions OptionsFor(Simulator.MistralApiSimulator simulator)
+    public MistralAuthOptions OptionsFor(Testing.MistralApiSimulator simulator)
     {
         var options = SimulatorOptions.For(simulator);
         options.TokenEndpoint = Rewrite(simulator.TokenEndpoint);

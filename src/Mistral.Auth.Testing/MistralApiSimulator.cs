@@ -10,7 +10,7 @@ using WireMock.Server;
 using WireMock.Types;
 using WireMock.Util;
 
-namespace Mistral.Auth.Simulator;
+namespace Mistral.Auth.Testing;
 
 /// <summary>
 /// An in-process stand-in for the Mistral API and its OAuth 2.0 token endpoint, on a real HTTP server (WireMock.Net)
