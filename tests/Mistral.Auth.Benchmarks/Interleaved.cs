@@ -30,41 +30,19 @@ public static class Interleaved
         using var floor = new HttpClient(new Candidates.StaticHeaderHandler(new AuthenticationHeaderValue("Bearer", token)) { InnerHandler = new Candidates.CachedOkHandler() });
         using var ours = new HttpClient(new MistralAuthHandler(manager) { InnerHandler = new Candidates.CachedOkHandler() });
         using var peer = new HttpClient(new RefreshTokenDelegatingHandler(Candidates.Duende(simulator), token, "unused", "Bearer", new Candidates.CachedOkHandler()));
-        var candidates = new (string Name, HttpClient Client)[] { ("floor", floor), ("Mistral.Auth", ours), ("Duende peer", peer) };
-
-        var times = candidates.ToDictionary(c => c.Name, _ => new List<double>());
-        for (var turn = -3; turn < turns; turn++) // three warm-up turns, not counted
-        {
-            for (var i = 0; i < candidates.Length; i++)
-            {
-                var (name, client) = candidates[(turn + 3 + i) % candidates.Length]; // rotate who goes first
-                var start = Stopwatch.GetTimestamp();
-                for (var op = 0; op < operationsPerTurn; op++)
-                {
-                    await client.SendAsync(new HttpRequestMessage(HttpMethod.Get, StubUri));
-                }
-
-                if (turn >= 0)
-                {
-                    times[name].Add(Stopwatch.GetElapsedTime(start).TotalNanoseconds / operationsPerTurn);
-                }
-            }
-        }
-
-        var floorP10 = Percentile(times["floor"], 0.10);
-        var lines = new List<string>
-        {
+        return await TurnsAsync(
             "| Candidate (interleaved, HttpClient → handler → cached 200) | p10 ns/op | median ns/op | p10 ratio to floor |",
-            "| --- | ---: | ---: | ---: |",
-        };
-        foreach (var (name, _) in candidates)
-        {
-            var p10 = Percentile(times[name], 0.10);
-            lines.Add(Invariant($"| {name} | {p10:F1} | {Percentile(times[name], 0.5):F1} | {p10 / floorP10:F3} |"));
-        }
+            [("floor", Sender(floor)), ("Mistral.Auth", Sender(ours)), ("Duende peer", Sender(peer))],
+            turns,
+            operationsPerTurn);
 
-        lines.Add(Invariant($"({turns} turns of {operationsPerTurn:N0} requests per candidate, rotated order)"));
-        return lines;
+        static Func<int, Task> Sender(HttpClient client) => async operations =>
+        {
+            for (var op = 0; op < operations; op++)
+            {
+                await client.SendAsync(new HttpRequestMessage(HttpMethod.Get, StubUri));
+            }
+        };
     }
 
     /// <summary>
@@ -79,20 +57,36 @@ public static class Interleaved
         var token = await manager.GetAccessTokenAsync();
         var floor = Candidates.Pipeline(new Candidates.StaticHeaderPolicy("Bearer " + token));
         var ours = Candidates.Pipeline(new Mistral.Auth.ClientModel.MistralAuthenticationPolicy(manager));
-        var candidates = new (string Name, ClientPipeline Pipeline)[] { ("floor policy", floor), ("MistralAuthenticationPolicy", ours) };
+        return await TurnsAsync(
+            "| Candidate (interleaved, ClientPipeline → policy → transport → cached 200) | p10 ns/op | median ns/op | p10 ratio to floor |",
+            [("floor policy", Sender(floor)), ("MistralAuthenticationPolicy", Sender(ours))],
+            turns,
+            operationsPerTurn);
 
+        static Func<int, Task> Sender(ClientPipeline pipeline) => async operations =>
+        {
+            for (var op = 0; op < operations; op++)
+            {
+                await Candidates.SendAsync(pipeline, StubUri);
+            }
+        };
+    }
+
+    /// <summary>
+    /// Gives each candidate turns of <paramref name="operationsPerTurn"/> operations, rotating who goes first, after three
+    /// uncounted warm-up turns; compares the p10 of each one's turn times with the first candidate's (the floor).
+    /// </summary>
+    private static async Task<IReadOnlyList<string>> TurnsAsync(
+        string header, (string Name, Func<int, Task> RunTurn)[] candidates, int turns, int operationsPerTurn)
+    {
         var times = candidates.ToDictionary(c => c.Name, _ => new List<double>());
-        for (var turn = -3; turn < turns; turn++) // three warm-up turns, not counted
+        for (var turn = -3; turn < turns; turn++)
         {
             for (var i = 0; i < candidates.Length; i++)
             {
-                var (name, pipeline) = candidates[(turn + 3 + i) % candidates.Length]; // rotate who goes first
+                var (name, runTurn) = candidates[(turn + 3 + i) % candidates.Length];
                 var start = Stopwatch.GetTimestamp();
-                for (var op = 0; op < operationsPerTurn; op++)
-                {
-                    await Candidates.SendAsync(pipeline, StubUri);
-                }
-
+                await runTurn(operationsPerTurn);
                 if (turn >= 0)
                 {
                     times[name].Add(Stopwatch.GetElapsedTime(start).TotalNanoseconds / operationsPerTurn);
@@ -100,12 +94,8 @@ public static class Interleaved
             }
         }
 
-        var floorP10 = Percentile(times["floor policy"], 0.10);
-        var lines = new List<string>
-        {
-            "| Candidate (interleaved, ClientPipeline → policy → transport → cached 200) | p10 ns/op | median ns/op | p10 ratio to floor |",
-            "| --- | ---: | ---: | ---: |",
-        };
+        var floorP10 = Percentile(times[candidates[0].Name], 0.10);
+        var lines = new List<string> { header, "| --- | ---: | ---: | ---: |" };
         foreach (var (name, _) in candidates)
         {
             var p10 = Percentile(times[name], 0.10);

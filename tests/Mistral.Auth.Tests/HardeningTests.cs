@@ -405,17 +405,8 @@ public class HardeningTests
         simulator.Server.Given(Request.Create().WithPath(path)).AtPriority(1)
             .RespondWith(Response.Create().WithStatusCode((int)status).WithHeader("Location", location));
 
-    private static ServiceProvider BuildProvider(MistralApiSimulator simulator)
-    {
-        var services = new ServiceCollection();
-        services.AddMistralAuth(o =>
-        {
-            o.UseSimulator(simulator);
-            o.Resilience.MaxRetryAttempts = 0;
-        });
-        services.AddHttpClient("mistral", c => c.BaseAddress = simulator.ApiBaseAddress).AddMistralAuthHandler();
-        return services.BuildServiceProvider();
-    }
+    private static ServiceProvider BuildProvider(MistralApiSimulator simulator) =>
+        SimulatorServices.Build(simulator, o => o.Resilience.MaxRetryAttempts = 0);
 
     private sealed class CallbackHandler(Func<HttpRequestMessage, HttpResponseMessage> respond) : HttpMessageHandler
     {

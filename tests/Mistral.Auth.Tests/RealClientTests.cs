@@ -293,20 +293,6 @@ public class RealClientTests
         return completion.GetProperty("choices")[0].GetProperty("message").GetProperty("content").GetString()!;
     }
 
-    private static ServiceProvider Provider(Harness h, Action<HttpClient>? configureClient)
-    {
-        var services = new ServiceCollection();
-        services.AddSingleton<TimeProvider>(h.Time);
-        services.AddMistralAuth(o =>
-        {
-            o.UseSimulator(h.Simulator);
-            o.RefreshBeforeExpiry = TimeSpan.FromSeconds(20);
-        });
-        services.AddHttpClient("mistral", c =>
-        {
-            c.BaseAddress = h.Simulator.ApiBaseAddress;
-            configureClient?.Invoke(c);
-        }).AddMistralAuthHandler();
-        return services.BuildServiceProvider();
-    }
+    private static ServiceProvider Provider(Harness h, Action<HttpClient>? configureClient) =>
+        SimulatorServices.Build(h.Simulator, o => o.RefreshBeforeExpiry = TimeSpan.FromSeconds(20), configureClient, h.Time);
 }

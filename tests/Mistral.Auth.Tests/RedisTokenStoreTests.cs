@@ -83,7 +83,7 @@ public class RedisTokenStoreTests(RedisFixture redis) : IClassFixture<RedisFixtu
 
             // 59 s usable, refreshed 20 s early: at 39 s, which 5-second steps reach at 40 s.
             var expected = 1 + (int)(duration / TimeSpan.FromSeconds(40));
-            Report($"redis, 8 instances, {duration.TotalMinutes} simulated minutes: {simulator.TokenRequests} token requests (expected {expected}), "
+            TestReport.Line($"redis, 8 instances, {duration.TotalMinutes} simulated minutes: {simulator.TokenRequests} token requests (expected {expected}), "
                 + $"{simulator.InvalidGrants} invalid_grant, {simulator.ApiRequests} API requests, {simulator.ApiUnauthorized} 401s, {failures} caller failures");
             Assert.Equal(0, simulator.InvalidGrants);
             Assert.Equal(0, failures);
@@ -134,7 +134,7 @@ public class RedisTokenStoreTests(RedisFixture redis) : IClassFixture<RedisFixtu
             failures += await RunAsync(instances, time, TimeSpan.FromMinutes(3), TimeSpan.FromSeconds(5));
             var afterOutage = simulator.TokenRequests - beforeOutage - duringOutage;
 
-            Report($"redis restart: {beforeOutage} token requests before, {duringOutage} while Redis was down, {afterOutage} after; "
+            TestReport.Line($"redis restart: {beforeOutage} token requests before, {duringOutage} while Redis was down, {afterOutage} after; "
                 + $"{failures} caller failures, {simulator.ApiUnauthorized} 401s, {simulator.InvalidGrants} invalid_grant");
             Assert.Equal(0, failures);
             Assert.Equal(0, simulator.ApiUnauthorized);
@@ -220,7 +220,7 @@ public class RedisTokenStoreTests(RedisFixture redis) : IClassFixture<RedisFixtu
             var after = await RunPerInstanceAsync(instances, time, TimeSpan.FromMinutes(3), TimeSpan.FromSeconds(5));
 
             var stored = await connections[0].GetDatabase().HashGetAsync(key, "refresh_token");
-            Report($"redis down mid-refresh: {simulator.InvalidGrants} invalid_grant, {simulator.GrantsRevoked} revoked grants; "
+            TestReport.Line($"redis down mid-refresh: {simulator.InvalidGrants} invalid_grant, {simulator.GrantsRevoked} revoked grants; "
                 + $"caller failures per instance during the outage [{string.Join(", ", outage)}] (holder: {owner}), "
                 + $"when the others came first [{string.Join(", ", othersFirst)}], in the 10 s after [{string.Join(", ", settling)}], "
                 + $"in the 3 min after that [{string.Join(", ", after)}]; "
@@ -306,7 +306,7 @@ public class RedisTokenStoreTests(RedisFixture redis) : IClassFixture<RedisFixtu
         var results = await Task.WhenAll(workers.Select(FinishAsync));
 
         // 4-second tokens: 3 s usable, refreshed 1 s early: one refresh every 2 s or so among all processes.
-        Report($"redis, 3 processes, 8 s of real time: {simulator.TokenRequests} token requests, {simulator.InvalidGrants} invalid_grant, "
+        TestReport.Line($"redis, 3 processes, 8 s of real time: {simulator.TokenRequests} token requests, {simulator.InvalidGrants} invalid_grant, "
             + $"{simulator.ApiRequests} API requests, {simulator.ApiUnauthorized} 401s; workers: {string.Join(" | ", results.Select(r => r.Output))}");
         Assert.All(results, r => Assert.True(r.ExitCode == 0, r.Output + r.Errors));
         Assert.Equal(0, simulator.InvalidGrants);
@@ -439,11 +439,5 @@ public class RedisTokenStoreTests(RedisFixture redis) : IClassFixture<RedisFixtu
             after();
             return response;
         }
-    }
-
-    private static void Report(string line)
-    {
-        TestContext.Current.TestOutputHelper?.WriteLine(line);
-        Console.WriteLine(line);
     }
 }

@@ -267,15 +267,6 @@ public class SecurityTests
         }
     }
 
-    private static ServiceProvider BuildProvider(MistralApiSimulator simulator, Action<MistralAuthOptions>? configure = null)
-    {
-        var services = new ServiceCollection();
-        services.AddMistralAuth(o =>
-        {
-            o.UseSimulator(simulator);
-            configure?.Invoke(o);
-        });
-        services.AddHttpClient("mistral", c => c.BaseAddress = simulator.ApiBaseAddress).AddMistralAuthHandler();
-        return services.BuildServiceProvider();
-    }
+    private static ServiceProvider BuildProvider(MistralApiSimulator simulator, Action<MistralAuthOptions>? configure = null) =>
+        SimulatorServices.Build(simulator, configure);
 }

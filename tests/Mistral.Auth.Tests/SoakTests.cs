@@ -31,7 +31,7 @@ public class SoakTests
         var interval = TimeSpan.FromSeconds(Math.Ceiling(49 / Step.TotalSeconds) * Step.TotalSeconds);
         var expected = (int)(Day / interval);
         var refreshes = h.Simulator.TokenRequests - 1;
-        Report($"soak: {Day.TotalHours} simulated hours, 60 s tokens, refresh every {interval.TotalSeconds} s → expected {expected} refreshes, got {refreshes}; "
+        TestReport.Line($"soak: {Day.TotalHours} simulated hours, 60 s tokens, refresh every {interval.TotalSeconds} s → expected {expected} refreshes, got {refreshes}; "
             + $"{result.Requests} requests, {result.CallerFailures} failures and {result.Caller401s} 401s seen by callers, "
             + $"{h.Simulator.ApiUnauthorized} 401s and {h.Simulator.ApiExpiredTokens} expired tokens at the API, {h.Simulator.ApiMissingToken} requests without a token");
 
@@ -64,7 +64,7 @@ public class SoakTests
         var result = await RunAsync(h, client, settleEachStep: true);
 
         var attempts = h.Simulator.TokenRequests;
-        Report($"chaos: {Day.TotalHours} simulated hours, token endpoint failing {h.Simulator.TokenFailuresInjected} of {attempts} calls "
+        TestReport.Line($"chaos: {Day.TotalHours} simulated hours, token endpoint failing {h.Simulator.TokenFailuresInjected} of {attempts} calls "
             + $"({100.0 * h.Simulator.TokenFailuresInjected / attempts:F1} %, seeded); {outage.Outages} refreshes needed more than one try, "
             + $"longest outage {outage.Longest.TotalSeconds} s against a 20 s refresh window; {h.Simulator.TokensIssued} tokens issued; "
             + $"{result.Requests} requests, {result.CallerFailures} failures and {result.Caller401s} 401s seen by callers, "
@@ -123,12 +123,6 @@ public class SoakTests
         }
 
         return (requests, unauthorized, failures);
-    }
-
-    private static void Report(string line)
-    {
-        TestContext.Current.TestOutputHelper?.WriteLine(line);
-        Console.WriteLine(line);
     }
 
     /// <summary>Measures, on fake time, how long refreshing stayed broken each time it broke.</summary>
