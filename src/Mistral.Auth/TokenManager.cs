@@ -481,32 +481,7 @@ public sealed class TokenManager : IDisposable
             failure = new MistralAuthException($"The token refresh failed unexpectedly ({ex.GetType().Name}).", ex);
         }
 
-        AccessTokenState? previous;
-        TimeSpan retryDelay = default;
-        lock (_gate)
-        {
-            previous = _state;
-            if (acquired is { } ok)
-            {
-                Volatile.Write(ref _state, ok.State);
-                _schedule.Arm(ok.State);
-                _schedule.Succeeded();
-                _lastFailure = null;
-            }
-            else
-            {
-                _lastFailure = failure;
-                retryDelay = _schedule.Failed();
-                if (failure!.RequiresNewCredentials)
-                {
-                    _credentialsRejected = failure;
-                }
-            }
-
-            _refresh = null;
-            _attempt = null;
-        }
-
+        var (previous, retryDelay) = Settle(acquired, failure);
         if (acquired is { } done)
         {
             _telemetry.Succeeded(activity, attempt, started, done, previous, this, TokenRefreshed);
@@ -519,6 +494,39 @@ public sealed class TokenManager : IDisposable
         _telemetry.Failed(activity, attempt, started, failure, previous, retryDelay, this, RefreshFailed);
         activity?.Dispose();
         completion.SetException(failure);
+    }
+
+    /// <summary>
+    /// Ends the single flight: installs the new token (and arms its due timer), or records the failure and the backoff
+    /// before the next background attempt. Returns the token served before, and that backoff.
+    /// </summary>
+    private (AccessTokenState? Previous, TimeSpan RetryDelay) Settle(AcquiredToken? acquired, MistralAuthException? failure)
+    {
+        lock (_gate)
+        {
+            var previous = _state;
+            var retryDelay = TimeSpan.Zero;
+            if (acquired is { } ok)
+            {
+                Volatile.Write(ref _state, ok.State);
+                _schedule.Arm(ok.State);
+                _schedule.Succeeded();
+                _lastFailure = null;
+            }
+            else
+            {
+                _lastFailure = failure;
+                retryDelay = _schedule.Failed();
+                if (failure?.RequiresNewCredentials == true)
+                {
+                    _credentialsRejected = failure;
+                }
+            }
+
+            _refresh = null;
+            _attempt = null;
+            return (previous, retryDelay);
+        }
     }
 
     private async Task<AcquiredToken> AcquireWithinTimeoutAsync(RefreshAttempt attempt)

@@ -128,7 +128,7 @@ public class BadInputTests(WireMockFixture fixture) : IClassFixture<WireMockFixt
 
         await manager.GetAccessTokenAsync(Ct);
 
-        Assert.Equal(TestClock.Start.AddHours(24), manager.CurrentState!.ExpiresOn);
+        Assert.Equal(TestClock.Start.AddHours(24), (await manager.GetAccessTokenResultAsync(Ct)).ExpiresOn);
     }
 
     [Fact]
@@ -142,7 +142,7 @@ public class BadInputTests(WireMockFixture fixture) : IClassFixture<WireMockFixt
 
         await manager.GetAccessTokenAsync(Ct);
 
-        Assert.Equal(TestClock.Start.AddHours(24), manager.CurrentState!.ExpiresOn);
+        Assert.Equal(TestClock.Start.AddHours(24), (await manager.GetAccessTokenResultAsync(Ct)).ExpiresOn);
     }
 
     [Fact]
@@ -155,7 +155,7 @@ public class BadInputTests(WireMockFixture fixture) : IClassFixture<WireMockFixt
         using var manager = CreateManager(fixture.TokenEndpoint);
 
         Assert.Equal("opaque-3", await manager.GetAccessTokenAsync(Ct));
-        Assert.Equal(TestClock.Start.AddSeconds(3599), manager.CurrentState!.ExpiresOn);
+        Assert.Equal(TestClock.Start.AddSeconds(3599), (await manager.GetAccessTokenResultAsync(Ct)).ExpiresOn);
     }
 
     [Fact]
@@ -169,7 +169,7 @@ public class BadInputTests(WireMockFixture fixture) : IClassFixture<WireMockFixt
         using var manager = CreateManager(fixture.TokenEndpoint);
 
         Assert.Equal(jwe, await manager.GetAccessTokenAsync(Ct));
-        Assert.Equal(TestClock.Start.AddSeconds(599), manager.CurrentState!.ExpiresOn);
+        Assert.Equal(TestClock.Start.AddSeconds(599), (await manager.GetAccessTokenResultAsync(Ct)).ExpiresOn);
     }
 
     private static TokenManager CreateManager(Uri endpoint, TimeProvider? time = null, Action<MistralAuthOptions>? configure = null)

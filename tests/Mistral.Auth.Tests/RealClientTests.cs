@@ -209,9 +209,10 @@ public class RealClientTests
         var token = await provider.GetTokenAsync(provider.CreateTokenOptions(new Dictionary<string, object>())!, Ct);
 
         Assert.Equal($"Bearer {token.TokenValue}", sent);
-        Assert.Equal(h.Manager.CurrentState!.AccessToken, token.TokenValue);
+        var current = await h.Manager.GetAccessTokenResultAsync(Ct);
+        Assert.Equal(current.AccessToken, token.TokenValue);
         Assert.Equal("Bearer", token.TokenType);
-        Assert.Equal(h.Manager.CurrentState.ExpiresOn, token.ExpiresOn);
+        Assert.Equal(current.ExpiresOn, token.ExpiresOn);
     }
 
     [Fact]

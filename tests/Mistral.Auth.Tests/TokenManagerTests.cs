@@ -127,7 +127,7 @@ public class TokenManagerTests
         h.Time.Advance(TimeSpan.FromMilliseconds(900));
 
         var first = await h.Manager.GetAccessTokenAsync(Ct);
-        Assert.Equal(TestClock.Start.AddMilliseconds(9900), h.Manager.CurrentState!.ExpiresOn);
+        Assert.Equal(TestClock.Start.AddMilliseconds(9900), (await h.Manager.GetAccessTokenResultAsync(Ct)).ExpiresOn);
         h.Time.Advance(TimeSpan.FromMilliseconds(9050)); // 12:00:09.950
 
         var second = await h.Manager.GetAccessTokenAsync(Ct);
@@ -147,8 +147,8 @@ public class TokenManagerTests
         var token = await h.Manager.GetAccessTokenAsync(Ct);
 
         Assert.Equal("opaque-token-value", token);
-        Assert.Equal(TestClock.Start.AddSeconds(119), h.Manager.CurrentState!.ExpiresOn);
-        Assert.Equal(TestClock.Start.AddSeconds(109), h.Manager.CurrentState.RefreshOn);
+        Assert.Equal(TestClock.Start.AddSeconds(119), (await h.Manager.GetAccessTokenResultAsync(Ct)).ExpiresOn);
+        Assert.Equal(TestClock.Start.AddSeconds(109), h.Manager.CurrentState!.RefreshOn);
     }
 
     [Fact]
@@ -162,7 +162,7 @@ public class TokenManagerTests
 
         await h.Manager.GetAccessTokenAsync(Ct);
 
-        Assert.Equal(TestClock.Start.AddSeconds(299), h.Manager.CurrentState!.ExpiresOn);
+        Assert.Equal(TestClock.Start.AddSeconds(299), (await h.Manager.GetAccessTokenResultAsync(Ct)).ExpiresOn);
     }
 
     [Fact]

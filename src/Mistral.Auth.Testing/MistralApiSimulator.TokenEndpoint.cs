@@ -1,0 +1,152 @@
+using System.IdentityModel.Tokens.Jwt;
+using System.Text.Json;
+using System.Web;
+using Microsoft.IdentityModel.Tokens;
+using WireMock;
+
+namespace Mistral.Auth.Testing;
+
+/// <summary>The token endpoint: the refresh_token and client_credentials grants, rotation, reuse detection, failures.</summary>
+public sealed partial class MistralApiSimulator
+{
+    private ResponseMessage HandleTokenRequest(IRequestMessage request)
+    {
+        OnTokenRequest?.Invoke();
+        lock (_gate)
+        {
+            TokenRequests++;
+            LastTokenRequestBody = request.Body;
+            LastTokenRequestContentType = request.Headers?.TryGetValue("Content-Type", out var ct) == true ? ct.ToString() : null;
+
+            if (_injectedTokenFailures.TryDequeue(out var injected))
+            {
+                TokenFailuresInjected++;
+                return Json(injected, """{"error":"temporarily_unavailable","error_description":"Injected failure."}""");
+            }
+
+            if (_chaos is not null && _chaos.NextDouble() < _chaosFailureRate)
+            {
+                TokenFailuresInjected++;
+                return Json(503, """{"error":"temporarily_unavailable","error_description":"Chaos."}""");
+            }
+
+            var fields = ReadFields(request);
+            if (fields is null)
+            {
+                return Json(400, """{"error":"invalid_request","error_description":"The body must be JSON or form-encoded."}""");
+            }
+
+            var grant = fields.GetValueOrDefault("grant_type");
+            if (grant is not ("refresh_token" or "client_credentials"))
+            {
+                return Json(400, """{"error":"unsupported_grant_type"}""");
+            }
+
+            if (fields.GetValueOrDefault("client_id") != ClientId || fields.GetValueOrDefault("client_secret") != ClientSecret)
+            {
+                return Json(401, """{"error":"invalid_client","error_description":"Client authentication failed."}""");
+            }
+
+            LastScope = fields.GetValueOrDefault("scope");
+            var refreshToken = fields.GetValueOrDefault("refresh_token");
+            if (grant == "refresh_token" && (refreshToken is null || !_validRefreshTokens.Contains(refreshToken)))
+            {
+                InvalidGrants++;
+                if (RevokeGrantOnReuse && refreshToken is not null && _spentRefreshTokens.Contains(refreshToken) && _validRefreshTokens.Count > 0)
+                {
+                    // Reuse means the token leaked or a client raced itself: the whole grant goes.
+                    GrantsRevoked++;
+                    _validRefreshTokens.Clear();
+                    foreach (var token in _accessTokenExpiry.Keys)
+                    {
+                        _revoked.Add(token);
+                    }
+                }
+
+                return Json(400, """{"error":"invalid_grant","error_description":"The refresh token is invalid, expired or already used."}""");
+            }
+
+            string? rotated = null;
+            if (grant == "refresh_token" && RotateRefreshTokens)
+            {
+                _validRefreshTokens.Remove(refreshToken!);
+                _spentRefreshTokens.Add(refreshToken!);
+                rotated = $"simulated-refresh-token-{++_tokenSequence}-{Guid.NewGuid():N}";
+                _validRefreshTokens.Add(rotated);
+                _issuedRefreshTokens.Add(rotated);
+            }
+
+            var now = ServerNow;
+            var issuedAt = now.ToUnixTimeSeconds();
+            var lifetime = (long)AccessTokenLifetime.TotalSeconds;
+            var accessToken = CreateJwt(issuedAt, issuedAt + lifetime);
+            _accessTokenExpiry[accessToken] = issuedAt + lifetime;
+            _issuedAccessTokens.Add(accessToken);
+            TokensIssued++;
+
+            var body = new Dictionary<string, object>
+            {
+                ["access_token"] = accessToken,
+                ["token_type"] = "Bearer",
+            };
+            if (SendExpiresIn)
+            {
+                body["expires_in"] = lifetime;
+            }
+
+            if (rotated is not null)
+            {
+                body["refresh_token"] = rotated;
+            }
+
+            return Json(200, JsonSerializer.Serialize(body));
+        }
+    }
+
+    private string CreateJwt(long issuedAt, long expiresAt)
+    {
+        var header = new JwtHeader(new SigningCredentials(SigningKey, SecurityAlgorithms.HmacSha256));
+        var payload = new JwtPayload
+        {
+            ["iss"] = Url,
+            ["sub"] = ClientId,
+            ["jti"] = Guid.NewGuid().ToString("N"),
+            ["iat"] = issuedAt,
+            ["exp"] = expiresAt,
+        };
+        return new JwtSecurityTokenHandler().WriteToken(new JwtSecurityToken(header, payload));
+    }
+
+    private static Dictionary<string, string>? ReadFields(IRequestMessage request)
+    {
+        var body = request.Body;
+        if (string.IsNullOrEmpty(body))
+        {
+            return null;
+        }
+
+        var contentType = request.Headers?.TryGetValue("Content-Type", out var ct) == true ? ct.ToString() : string.Empty;
+        if (contentType.StartsWith("application/json", StringComparison.OrdinalIgnoreCase))
+        {
+            try
+            {
+                using var document = JsonDocument.Parse(body);
+                return document.RootElement.EnumerateObject()
+                    .Where(p => p.Value.ValueKind == JsonValueKind.String)
+                    .ToDictionary(p => p.Name, p => p.Value.GetString()!, StringComparer.Ordinal);
+            }
+            catch (JsonException)
+            {
+                return null;
+            }
+        }
+
+        if (contentType.StartsWith("application/x-www-form-urlencoded", StringComparison.OrdinalIgnoreCase))
+        {
+            var parsed = HttpUtility.ParseQueryString(body);
+            return parsed.AllKeys.Where(k => k is not null).ToDictionary(k => k!, k => parsed[k]!, StringComparer.Ordinal);
+        }
+
+        return null;
+    }
+}
