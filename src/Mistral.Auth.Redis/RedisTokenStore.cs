@@ -117,28 +117,19 @@ public sealed class RedisTokenStore : ITokenStore, IDisposable
         }
 
         var values = fields.ToDictionary(f => f.Name.ToString(), f => f.Value, StringComparer.Ordinal);
-        if (!values.TryGetValue(RefreshTokenField, out var refreshToken) || refreshToken.IsNullOrEmpty)
-        {
-            throw Corrupt("it has no refresh_token");
-        }
-
         DateTimeOffset? claimedUntil = null;
         if (values.ContainsKey(ClaimedUntilField))
         {
             claimedUntil = TryTime(values, ClaimedUntilField, out var until) ? until : throw Corrupt("its claimed_until is not a time");
         }
 
-        if (!values.TryGetValue(AccessTokenField, out var accessToken) || accessToken.IsNullOrEmpty)
-        {
-            return new StoredTokens(refreshToken!, null, DateTimeOffset.MinValue, DateTimeOffset.MinValue, claimedUntil);
-        }
-
-        if (!TryTime(values, RefreshOnField, out var refreshOn) || !TryTime(values, ExpiresOnField, out var expiresOn))
-        {
-            throw Corrupt("its access token has no valid refresh_on and expires_on times");
-        }
-
-        return new StoredTokens(refreshToken!, accessToken!, refreshOn, expiresOn, claimedUntil);
+        return StoredTokens.FromStore(
+            Source,
+            values.TryGetValue(RefreshTokenField, out var refreshToken) ? (string?)refreshToken : null,
+            values.TryGetValue(AccessTokenField, out var accessToken) ? (string?)accessToken : null,
+            TryTime(values, RefreshOnField, out var refreshOn) ? refreshOn : null,
+            TryTime(values, ExpiresOnField, out var expiresOn) ? expiresOn : null,
+            claimedUntil);
     }
 
     /// <inheritdoc />
@@ -221,6 +212,7 @@ public sealed class RedisTokenStore : ITokenStore, IDisposable
         return true;
     }
 
-    private MistralAuthException Corrupt(string what) =>
-        new($"The Redis token store '{_key}' is corrupt: {what}. It was left as it is: fix or delete the key, then supply the refresh token again.");
+    private string Source => $"Redis token store '{_key}'";
+
+    private MistralAuthException Corrupt(string what) => StoredTokens.Corrupt(Source, what);
 }

@@ -157,30 +157,19 @@ public sealed class FileTokenStore : ITokenStore
                 throw Corrupt($"it has no 'version' {FormatVersion}");
             }
 
-            if (!root.TryGetProperty("refresh_token", out var refresh) || refresh.ValueKind != JsonValueKind.String
-                || string.IsNullOrEmpty(refresh.GetString()))
-            {
-                throw Corrupt("it has no refresh_token");
-            }
-
             DateTimeOffset? claimedUntil = null;
             if (root.TryGetProperty("claimed_until", out var claim))
             {
                 claimedUntil = claim.TryGetDateTimeOffset(out var until) ? until : throw Corrupt("its claimed_until is not a time");
             }
 
-            if (!root.TryGetProperty("access_token", out var access) || access.ValueKind != JsonValueKind.String)
-            {
-                return new StoredTokens(refresh.GetString()!, null, DateTimeOffset.MinValue, DateTimeOffset.MinValue, claimedUntil);
-            }
-
-            if (!root.TryGetProperty("refresh_on", out var refreshOn) || !refreshOn.TryGetDateTimeOffset(out var refreshAt)
-                || !root.TryGetProperty("expires_on", out var expiresOn) || !expiresOn.TryGetDateTimeOffset(out var expiresAt))
-            {
-                throw Corrupt("its access token has no valid refresh_on and expires_on times");
-            }
-
-            return new StoredTokens(refresh.GetString()!, access.GetString(), refreshAt, expiresAt, claimedUntil);
+            return StoredTokens.FromStore(
+                Source,
+                String(root, "refresh_token"),
+                String(root, "access_token"),
+                Time(root, "refresh_on"),
+                Time(root, "expires_on"),
+                claimedUntil);
         }
         catch (JsonException)
         {
@@ -188,8 +177,15 @@ public sealed class FileTokenStore : ITokenStore
         }
     }
 
-    private MistralAuthException Corrupt(string what) =>
-        new($"The token store file '{Path}' is corrupt: {what}. It was left as it is: fix or delete it, then supply the refresh token again.");
+    private string Source => $"token store file '{Path}'";
+
+    private MistralAuthException Corrupt(string what) => StoredTokens.Corrupt(Source, what);
+
+    private static string? String(JsonElement root, string name) =>
+        root.TryGetProperty(name, out var value) && value.ValueKind == JsonValueKind.String ? value.GetString() : null;
+
+    private static DateTimeOffset? Time(JsonElement root, string name) =>
+        root.TryGetProperty(name, out var value) && value.TryGetDateTimeOffset(out var time) ? time : null;
 
     private static FileStreamOptions OwnerOnly(FileMode mode, FileAccess access, FileShare share)
     {

@@ -12,7 +12,9 @@ namespace Mistral.Auth;
 /// </para>
 /// <para>
 /// Built in: <see cref="InMemoryTokenStore"/> (the default), <see cref="FileTokenStore"/> for one machine, and a Redis
-/// store in the <c>Mistral.Auth.Redis</c> package for many. Implementations must be thread-safe.
+/// store in the <c>Mistral.Auth.Redis</c> package for many. Implementations must be thread-safe, keep
+/// <see cref="StoredTokens.RefreshClaimedUntil"/> with the tokens, and can check what they read back with
+/// <see cref="StoredTokens.FromStore"/> as the built-in ones do.
 /// </para>
 /// </remarks>
 public interface ITokenStore

@@ -60,6 +60,47 @@ public sealed class StoredTokens
     /// <value><see langword="null"/> when nobody is exchanging the refresh token.</value>
     public DateTimeOffset? RefreshClaimedUntil { get; }
 
+    /// <summary>
+    /// Builds what a store read back, checked the way every built-in store checks it, so that an
+    /// <see cref="ITokenStore"/> of your own reports a damaged entry in the same words: a refresh token is required, and
+    /// an access token needs both of its times.
+    /// </summary>
+    /// <param name="source">How the entry is named in an error, for example <c>Redis token store 'mistral-auth:app'</c>.</param>
+    /// <param name="refreshToken">The stored refresh token.</param>
+    /// <param name="accessToken">The stored access token, or <see langword="null"/>.</param>
+    /// <param name="accessTokenRefreshOn">When the access token should be refreshed, or <see langword="null"/> when unreadable.</param>
+    /// <param name="accessTokenExpiresOn">When the access token expires, or <see langword="null"/> when unreadable.</param>
+    /// <param name="refreshClaimedUntil">The claim on the refresh token (<see cref="RefreshClaimedUntil"/>), or <see langword="null"/>.</param>
+    /// <returns>The stored tokens.</returns>
+    /// <exception cref="MistralAuthException">The entry is damaged; the message names it and what is wrong, never a token.</exception>
+    public static StoredTokens FromStore(
+        string source, string? refreshToken, string? accessToken, DateTimeOffset? accessTokenRefreshOn, DateTimeOffset? accessTokenExpiresOn, DateTimeOffset? refreshClaimedUntil)
+    {
+        if (string.IsNullOrEmpty(refreshToken))
+        {
+            throw Corrupt(source, "it has no refresh_token");
+        }
+
+        if (string.IsNullOrEmpty(accessToken))
+        {
+            return new StoredTokens(refreshToken, null, DateTimeOffset.MinValue, DateTimeOffset.MinValue, refreshClaimedUntil);
+        }
+
+        if (accessTokenRefreshOn is not { } refreshOn || accessTokenExpiresOn is not { } expiresOn)
+        {
+            throw Corrupt(source, "its access token has no valid refresh_on and expires_on times");
+        }
+
+        return new StoredTokens(refreshToken, accessToken, refreshOn, expiresOn, refreshClaimedUntil);
+    }
+
+    /// <summary>The error for a damaged store entry, in the words every built-in store uses.</summary>
+    /// <param name="source">How the entry is named, for example <c>token store file '/var/lib/app/tokens.json'</c>.</param>
+    /// <param name="problem">What is wrong, for example <c>it is not valid JSON</c>; never a token.</param>
+    /// <returns>The exception to throw.</returns>
+    public static MistralAuthException Corrupt(string source, string problem) =>
+        new($"The {source} is corrupt: {problem}. It was left as it is: fix or delete it, then supply the refresh token again.");
+
     /// <summary>Returns a description without the tokens.</summary>
     /// <returns>The times, and whether an access token is present.</returns>
     public override string ToString() =>
