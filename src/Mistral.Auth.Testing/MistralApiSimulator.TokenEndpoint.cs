@@ -52,54 +52,65 @@ public sealed partial class MistralApiSimulator
             if (grant == "refresh_token" && (refreshToken is null || !_validRefreshTokens.Contains(refreshToken)))
             {
                 InvalidGrants++;
-                if (RevokeGrantOnReuse && refreshToken is not null && _spentRefreshTokens.Contains(refreshToken) && _validRefreshTokens.Count > 0)
-                {
-                    // Reuse means the token leaked or a client raced itself: the whole grant goes.
-                    GrantsRevoked++;
-                    _validRefreshTokens.Clear();
-                    foreach (var token in _accessTokenExpiry.Keys)
-                    {
-                        _revoked.Add(token);
-                    }
-                }
-
+                RevokeGrantIfReused(refreshToken);
                 return Json(400, """{"error":"invalid_grant","error_description":"The refresh token is invalid, expired or already used."}""");
             }
 
-            string? rotated = null;
-            if (grant == "refresh_token" && RotateRefreshTokens)
-            {
-                _validRefreshTokens.Remove(refreshToken!);
-                _spentRefreshTokens.Add(refreshToken!);
-                rotated = $"simulated-refresh-token-{++_tokenSequence}-{Guid.NewGuid():N}";
-                _validRefreshTokens.Add(rotated);
-                _issuedRefreshTokens.Add(rotated);
-            }
+            return Issue(grant == "refresh_token" ? refreshToken : null);
+        }
+    }
 
-            var now = ServerNow;
-            var issuedAt = now.ToUnixTimeSeconds();
-            var lifetime = (long)AccessTokenLifetime.TotalSeconds;
-            var accessToken = CreateJwt(issuedAt, issuedAt + lifetime);
-            _accessTokenExpiry[accessToken] = issuedAt + lifetime;
-            _issuedAccessTokens.Add(accessToken);
-            TokensIssued++;
+    /// <summary>Issues an access token (and, rotating, a new refresh token that replaces <paramref name="spent"/>). Under the lock.</summary>
+    private ResponseMessage Issue(string? spent)
+    {
+        string? rotated = null;
+        if (spent is not null && RotateRefreshTokens)
+        {
+            _validRefreshTokens.Remove(spent);
+            _spentRefreshTokens.Add(spent);
+            rotated = $"simulated-refresh-token-{++_tokenSequence}-{Guid.NewGuid():N}";
+            _validRefreshTokens.Add(rotated);
+            _issuedRefreshTokens.Add(rotated);
+        }
 
-            var body = new Dictionary<string, object>
-            {
-                ["access_token"] = accessToken,
-                ["token_type"] = "Bearer",
-            };
-            if (SendExpiresIn)
-            {
-                body["expires_in"] = lifetime;
-            }
+        var issuedAt = ServerNow.ToUnixTimeSeconds();
+        var lifetime = (long)AccessTokenLifetime.TotalSeconds;
+        var accessToken = CreateJwt(issuedAt, issuedAt + lifetime);
+        _accessTokenExpiry[accessToken] = issuedAt + lifetime;
+        _issuedAccessTokens.Add(accessToken);
+        TokensIssued++;
 
-            if (rotated is not null)
-            {
-                body["refresh_token"] = rotated;
-            }
+        var body = new Dictionary<string, object>
+        {
+            ["access_token"] = accessToken,
+            ["token_type"] = "Bearer",
+        };
+        if (SendExpiresIn)
+        {
+            body["expires_in"] = lifetime;
+        }
 
-            return Json(200, JsonSerializer.Serialize(body));
+        if (rotated is not null)
+        {
+            body["refresh_token"] = rotated;
+        }
+
+        return Json(200, JsonSerializer.Serialize(body));
+    }
+
+    /// <summary>Reuse means the token leaked or a client raced itself: with reuse detection, the whole grant goes.</summary>
+    private void RevokeGrantIfReused(string? refreshToken)
+    {
+        if (!RevokeGrantOnReuse || refreshToken is null || !_spentRefreshTokens.Contains(refreshToken) || _validRefreshTokens.Count == 0)
+        {
+            return;
+        }
+
+        GrantsRevoked++;
+        _validRefreshTokens.Clear();
+        foreach (var token in _accessTokenExpiry.Keys)
+        {
+            _revoked.Add(token);
         }
     }
 

@@ -16,6 +16,16 @@ internal sealed class MistralAuthOptionsValidator : IValidateOptions<MistralAuth
     public static List<string> Check(MistralAuthOptions options)
     {
         var failures = new List<string>();
+        CheckEndpointAndKey(options, failures);
+        CheckCredentials(options, failures);
+        CheckTiming(options, failures);
+        CheckResilience(options.Resilience, failures);
+        CheckHostsAndFormat(options, failures);
+        return failures;
+    }
+
+    private static void CheckEndpointAndKey(MistralAuthOptions options, List<string> failures)
+    {
         if (options.TokenEndpoint is null)
         {
             failures.Add("MistralAuthOptions.TokenEndpoint is required.");
@@ -40,7 +50,10 @@ internal sealed class MistralAuthOptionsValidator : IValidateOptions<MistralAuth
         {
             failures.Add($"MistralAuthOptions.ApiKey contains {problem} inside it: an API key is one word of visible ASCII characters. Surrounding white space (a trailing newline from a secret file) is removed; check the key's source.");
         }
+    }
 
+    private static void CheckCredentials(MistralAuthOptions options, List<string> failures)
+    {
         switch (options.Mode)
         {
             case CredentialMode.None:
@@ -56,7 +69,10 @@ internal sealed class MistralAuthOptionsValidator : IValidateOptions<MistralAuth
                 failures.Add("MistralAuthOptions.ClientId is required with a RefreshToken.");
                 break;
         }
+    }
 
+    private static void CheckTiming(MistralAuthOptions options, List<string> failures)
+    {
         if (options.RefreshBeforeExpiry < TimeSpan.Zero)
         {
             failures.Add("MistralAuthOptions.RefreshBeforeExpiry must not be negative.");
@@ -71,8 +87,10 @@ internal sealed class MistralAuthOptionsValidator : IValidateOptions<MistralAuth
         {
             failures.Add("MistralAuthOptions.RefreshRetryDelay must be positive.");
         }
+    }
 
-        var resilience = options.Resilience;
+    private static void CheckResilience(TokenEndpointResilienceOptions resilience, List<string> failures)
+    {
         if (resilience.MaxRetryAttempts is < 0 or > 100)
         {
             failures.Add("MistralAuthOptions.Resilience.MaxRetryAttempts must be between 0 and 100.");
@@ -112,7 +130,10 @@ internal sealed class MistralAuthOptionsValidator : IValidateOptions<MistralAuth
         {
             failures.Add("MistralAuthOptions.Resilience.CircuitBreakerBreakDuration must be between 0.5 seconds and one day.");
         }
+    }
 
+    private static void CheckHostsAndFormat(MistralAuthOptions options, List<string> failures)
+    {
         foreach (var host in options.AllowedHosts)
         {
             if (!AllowedHostSet.IsValidEntry(host))
@@ -125,8 +146,6 @@ internal sealed class MistralAuthOptionsValidator : IValidateOptions<MistralAuth
         {
             failures.Add("MistralAuthOptions.TokenRequestFormat must be Json or Form.");
         }
-
-        return failures;
     }
 
     /// <summary>What is wrong with a (trimmed) API key for an <c>Authorization</c> header, or <see langword="null"/>.</summary>

@@ -39,19 +39,42 @@ internal sealed class TokenEndpointClient
     /// <exception cref="MistralAuthException">The endpoint could not be reached or refused, or its answer is unusable.</exception>
     public async Task<TokenResponse> RefreshAsync(ClientCredentials credentials, CancellationToken cancellationToken)
     {
-        var attempts = 0;
-        var mayHaveReachedServer = false;
-        HttpResponseMessage response;
+        var attempts = new AttemptCount();
+        var response = await SendAsync(credentials, attempts, cancellationToken).ConfigureAwait(false);
+        using (response)
+        {
+            ThrowIfRedirected(response);
+            var body = await response.Content.ReadAsByteArrayAsync(cancellationToken).ConfigureAwait(false);
+            if (response.IsSuccessStatusCode)
+            {
+                return _reader.ReadSuccess(response, body, credentials);
+            }
+
+            var error = _reader.ReadError(response, body, credentials, attempts.Value);
+            if (error.Error == "invalid_grant" && attempts.Value > 1)
+            {
+                throw new MistralAuthException(
+                    error.Message + " An earlier attempt of this refresh failed after it may have reached the server: if the server rotated the refresh token then and its answer was lost, the old refresh token is spent. Only new credentials (TokenManager.UpdateCredentials) can recover.",
+                    error.Error,
+                    error.ErrorDescription)
+                {
+                    StatusCode = error.StatusCode,
+                };
+            }
+
+            throw error;
+        }
+    }
+
+    /// <summary>Posts the request through the resilience pipeline; a failure that leaves no answer is a typed error.</summary>
+    private async Task<HttpResponseMessage> SendAsync(ClientCredentials credentials, AttemptCount attempts, CancellationToken cancellationToken)
+    {
         try
         {
-            response = await _pipeline.ExecuteAsync(
+            return await _pipeline.ExecuteAsync(
                 async token =>
                 {
-                    if (attempts++ > 0)
-                    {
-                        mayHaveReachedServer = true;
-                    }
-
+                    attempts.Value++;
                     using var request = new HttpRequestMessage(HttpMethod.Post, _options.TokenEndpoint)
                     {
                         Content = TokenRequestContent.Create(credentials, _options),
@@ -77,12 +100,12 @@ internal sealed class TokenEndpointClient
         catch (HttpRequestException ex)
         {
             throw new MistralAuthException(
-                $"The token endpoint {_endpointForMessages} could not be reached ({Describe(ex)}) after {Attempts(attempts)}.", ex);
+                $"The token endpoint {_endpointForMessages} could not be reached ({Describe(ex)}) after {Attempts(attempts.Value)}.", ex);
         }
         catch (TimeoutRejectedException ex)
         {
             throw new MistralAuthException(
-                $"The token endpoint {_endpointForMessages} did not answer within the attempt timeout of {_options.Resilience.AttemptTimeout} ({Attempts(attempts)}).", ex);
+                $"The token endpoint {_endpointForMessages} did not answer within the attempt timeout of {_options.Resilience.AttemptTimeout} ({Attempts(attempts.Value)}).", ex);
         }
         catch (BrokenCircuitException ex)
         {
@@ -90,30 +113,12 @@ internal sealed class TokenEndpointClient
             throw new MistralAuthException(
                 $"The token endpoint {_endpointForMessages} has been failing repeatedly, so it is not being called{retryAfter} (circuit breaker open).", ex);
         }
+    }
 
-        using (response)
-        {
-            ThrowIfRedirected(response);
-            var body = await response.Content.ReadAsByteArrayAsync(cancellationToken).ConfigureAwait(false);
-            if (response.IsSuccessStatusCode)
-            {
-                return _reader.ReadSuccess(response, body, credentials);
-            }
-
-            var error = _reader.ReadError(response, body, credentials, attempts);
-            if (error.Error == "invalid_grant" && mayHaveReachedServer)
-            {
-                throw new MistralAuthException(
-                    error.Message + " An earlier attempt of this refresh failed after it may have reached the server: if the server rotated the refresh token then and its answer was lost, the old refresh token is spent. Only new credentials (TokenManager.UpdateCredentials) can recover.",
-                    error.Error,
-                    error.ErrorDescription)
-                {
-                    StatusCode = error.StatusCode,
-                };
-            }
-
-            throw error;
-        }
+    /// <summary>How many attempts one refresh made: more than one means an earlier one may have reached the server.</summary>
+    private sealed class AttemptCount
+    {
+        public int Value { get; set; }
     }
 
     /// <summary>
