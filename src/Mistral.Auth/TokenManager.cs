@@ -37,7 +37,6 @@ public sealed class TokenManager : IDisposable
     private readonly RefreshTelemetry _telemetry;
     private readonly ClientCredentialState _credentials;
     private readonly ICredentialAcquirer _acquirer;
-    private readonly ApiKeyCredential? _apiKey;
     private readonly IDisposable? _optionsChange;
     private readonly string _endpointForMessages;
 
@@ -117,16 +116,9 @@ public sealed class TokenManager : IDisposable
             mode == CredentialMode.RefreshToken ? _options.RefreshToken : null));
         var endpoint = new TokenEndpointClient(httpClientFactory, _options, TokenEndpointPipeline.Create(_options, _time, _logger));
         _endpointForMessages = endpoint.EndpointForMessages;
-        if (mode == CredentialMode.ApiKey)
-        {
-            // A static key: valid until the server says otherwise, never refreshed; swapped when the configuration is.
-            _apiKey = new ApiKeyCredential(optionsMonitor, optionsName ?? Options.DefaultName, _logger);
-            _state = RefreshSchedule.Static(_options.ApiKey!);
-            _optionsChange = optionsMonitor?.OnChange(OnOptionsChanged);
-        }
-
         _acquirer = mode switch
         {
+            CredentialMode.ApiKey => new ApiKeyAcquirer(_options.ApiKey!, optionsMonitor, optionsName ?? Options.DefaultName, _logger),
             CredentialMode.RefreshToken => new RefreshTokenAcquirer(
                 endpoint,
                 _credentials,
@@ -137,6 +129,10 @@ public sealed class TokenManager : IDisposable
             CredentialMode.TokenSource => new TokenSourceAcquirer(_options.TokenSource!, _schedule, _time),
             _ => new ClientCredentialsAcquirer(endpoint, _credentials, _schedule, _time),
         };
+
+        // An API key starts out valid (and is never refreshed); the others are fetched on first use.
+        _state = _acquirer.InitialState;
+        _optionsChange = optionsMonitor?.OnChange(OnOptionsChanged);
     }
 
     /// <summary>
@@ -286,25 +282,12 @@ public sealed class TokenManager : IDisposable
 
     /// <summary>
     /// Called when the API answered 401 to <paramref name="rejected"/>: refreshes unless another caller already
-    /// replaced that token, so that N simultaneous 401s cause one refresh. With an API key: the key the configuration
-    /// holds now, if it changed, else the typed error.
+    /// replaced that token, so that N simultaneous 401s cause one refresh. (For an API key the "refresh" is the key the
+    /// configuration holds now, if it changed, else the typed error.)
     /// </summary>
     internal Task<AccessTokenState> RefreshAfterRejectionCoreAsync(AccessTokenState rejected, CancellationToken cancellationToken)
     {
         ObjectDisposedException.ThrowIf(_disposed.IsCancellationRequested, this);
-        if (_apiKey is not null)
-        {
-            var current = Volatile.Read(ref _state);
-            if (current is not null && !ReferenceEquals(current, rejected))
-            {
-                return Task.FromResult(current);
-            }
-
-            return SwapApiKey(_apiKey.ReadConfigured()) is { } fresh
-                ? Task.FromResult(fresh)
-                : Task.FromException<AccessTokenState>(_apiKey.Rejected(rejected));
-        }
-
         Task<AccessTokenState> refresh;
         lock (_gate)
         {
@@ -323,7 +306,7 @@ public sealed class TokenManager : IDisposable
 
             _lastRejectedAccessToken = rejected.AccessToken;
             _attempt?.Reject(rejected.AccessToken);
-            refresh = StartOrJoinRefreshLocked("rejected with 401");
+            refresh = StartOrJoinRefreshLocked(RefreshReasons.Rejected);
         }
 
         return refresh.WaitAsync(cancellationToken);
@@ -338,8 +321,6 @@ public sealed class TokenManager : IDisposable
             return new TokenHealthSnapshot(
                 state,
                 Valid: state is not null && _time.GetTimestamp() < state.ExpiresAt,
-                ApiKey: _apiKey is not null,
-                ApiKeyRejected: _apiKey?.IsRejected(state) == true,
                 _lastFailure,
                 _credentialsRejected);
         }
@@ -357,7 +338,7 @@ public sealed class TokenManager : IDisposable
             Task<AccessTokenState> refresh;
             lock (_gate)
             {
-                refresh = ReferenceEquals(_state, state) ? StartOrJoinRefreshLocked("keep-alive") : Task.FromResult(_state ?? state);
+                refresh = ReferenceEquals(_state, state) ? StartOrJoinRefreshLocked(RefreshReasons.KeepAlive) : Task.FromResult(_state ?? state);
             }
 
             state = await refresh.WaitAsync(cancellationToken).ConfigureAwait(false);
@@ -401,7 +382,7 @@ public sealed class TokenManager : IDisposable
                 {
                     if (_refresh is null && ReferenceEquals(_state, state) && _schedule.MayRefreshInBackground(now) && _credentialsRejected is null)
                     {
-                        _ = StartOrJoinRefreshLocked("proactive");
+                        _ = StartOrJoinRefreshLocked(RefreshReasons.Proactive);
                     }
                 }
             }
@@ -419,7 +400,7 @@ public sealed class TokenManager : IDisposable
                 return new ValueTask<AccessTokenState>(current);
             }
 
-            refresh = StartOrJoinRefreshLocked(state is null ? "initial" : "expired");
+            refresh = StartOrJoinRefreshLocked(state is null ? RefreshReasons.Initial : RefreshReasons.Expired);
         }
 
         return new ValueTask<AccessTokenState>(refresh.WaitAsync(cancellationToken));
@@ -555,31 +536,30 @@ public sealed class TokenManager : IDisposable
         _logger.CredentialsUpdated();
     }
 
+    /// <summary>
+    /// The configuration changed: a mode that follows it (an API key) takes the new value now, before this returns, so
+    /// the next request already carries it.
+    /// </summary>
     private void OnOptionsChanged(MistralAuthOptions options, string? name)
     {
-        if (_apiKey!.Concerns(name) && !_disposed.IsCancellationRequested)
+        if (_disposed.IsCancellationRequested || !_acquirer.FollowsConfiguration(name))
         {
-            _ = SwapApiKey(options.ApiKey);
-        }
-    }
-
-    /// <summary>Serves <paramref name="configured"/> from now on when it is a usable key other than the current one.</summary>
-    private AccessTokenState? SwapApiKey(string? configured)
-    {
-        if (configured is null)
-        {
-            return null;
+            return;
         }
 
+        Task<AccessTokenState> refresh;
         lock (_gate)
         {
-            var next = _apiKey!.Replacement(configured, _state);
-            if (next is not null)
-            {
-                Volatile.Write(ref _state, next);
-            }
+            refresh = StartOrJoinRefreshLocked(RefreshReasons.ConfigurationChanged);
+        }
 
-            return next;
+        try
+        {
+            refresh.GetAwaiter().GetResult();
+        }
+        catch (Exception ex) when (ex is MistralAuthException or ObjectDisposedException)
+        {
+            // Reported by the refresh itself (log, event, health); the configuration system has nothing to do with it.
         }
     }
 }

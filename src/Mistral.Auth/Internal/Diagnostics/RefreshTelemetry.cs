@@ -37,7 +37,7 @@ internal sealed class RefreshTelemetry(ILogger logger, MistralAuthTelemetry inst
         {
             // Logged as TokenAdopted where it was taken: no token endpoint call happened here.
         }
-        else if (previous is null && attempt.Reason == "initial")
+        else if (previous is null && attempt.Reason == RefreshReasons.Initial)
         {
             logger.TokenAcquired(fresh.Fingerprint, fresh.ExpiresOn);
         }

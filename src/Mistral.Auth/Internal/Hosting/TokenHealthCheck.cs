@@ -19,16 +19,14 @@ internal sealed class TokenHealthCheck(TokenManager tokenManager) : IHealthCheck
 
     /// <summary>
     /// Healthy with a valid token; Degraded when refreshing fails but the token is still valid, or none was asked for
-    /// yet; Unhealthy with no valid token, rejected credentials, or an API key the API refused.
+    /// yet; Unhealthy with no valid token (an API key the API refused included) or rejected credentials.
     /// </summary>
     internal static (TokenHealth Status, string Description) Assess(TokenHealthSnapshot health)
     {
         var state = health.State;
-        if (health.ApiKey)
+        if (health.Valid && state!.ExpiresOn == DateTimeOffset.MaxValue)
         {
-            return health.ApiKeyRejected
-                ? (TokenHealth.Unhealthy, $"The API rejected the API key {state!.Fingerprint} (401): it is invalid, expired or revoked. Put a valid key in the configuration; a reload is picked up without a restart.")
-                : (TokenHealth.Healthy, "Using an API key.");
+            return (TokenHealth.Healthy, "Using a static key (an API key): it does not expire; a 401 to it would show here.");
         }
 
         if (health.Valid)

@@ -4,7 +4,5 @@ namespace Mistral.Auth.Internal;
 internal readonly record struct TokenHealthSnapshot(
     AccessTokenState? State,
     bool Valid,
-    bool ApiKey,
-    bool ApiKeyRejected,
     MistralAuthException? LastFailure,
     MistralAuthException? CredentialsRejected);
