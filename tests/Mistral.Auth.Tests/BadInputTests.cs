@@ -37,6 +37,7 @@ public class BadInputTests(WireMockFixture fixture) : IClassFixture<WireMockFixt
         { "expires_in zero", 200, "application/json", """{"access_token":"opaque-1","token_type":"Bearer","expires_in":0}""", "expires_in 0" },
         { "expires_in one second", 200, "application/json", """{"access_token":"opaque-1","token_type":"Bearer","expires_in":1}""", "expires within a second" },
         { "expires_in not a number", 200, "application/json", """{"access_token":"opaque-1","token_type":"Bearer","expires_in":"soon"}""", "expires_in that is not a number" },
+        { "refresh_in not positive", 200, "application/json", """{"access_token":"opaque-1","token_type":"Bearer","expires_in":60,"refresh_in":0}""", "refresh_in 0: a refresh hint must be a positive number of seconds" },
         { "opaque token without expires_in", 200, "application/json", """{"access_token":"opaque-1","token_type":"Bearer"}""", "not a JWT and the response has no expires_in" },
         { "token_type not Bearer", 200, "application/json", $$"""{"access_token":"{{GoodJwt}}","token_type":"mac"}""", "token_type 'mac' where 'Bearer' was expected" },
         { "missing access_token", 200, "application/json", """{"token_type":"Bearer","expires_in":60}""", "no access_token" },

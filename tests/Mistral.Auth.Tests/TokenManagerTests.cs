@@ -116,6 +116,29 @@ public class TokenManagerTests
         Assert.Equal(0, h.Simulator.ApiUnauthorized);
     }
 
+    [Theory]
+    [InlineData(600, 600)]   // the hint comes before the computed refresh point (3599 s - 300 s): it wins
+    [InlineData(3500, 3299)] // after it: the computed point stays
+    public async Task GetAccessTokenAsync_ServerRefreshHint_RefreshesAtTheEarlierPoint(int refreshIn, int expectedRefreshAfter)
+    {
+        using var h = new Harness(o => o.RefreshBeforeExpiry = TimeSpan.FromMinutes(5));
+        h.Simulator.Server.Given(Request.Create().WithPath("/auth/token").UsingPost()).AtPriority(1)
+            .RespondWith(Response.Create().WithStatusCode(200).WithHeader("Content-Type", "application/json")
+                .WithBody(_ => $$"""{"access_token":"opaque-{{Guid.NewGuid():N}}","token_type":"Bearer","expires_in":3600,"refresh_in":{{refreshIn}}}"""));
+
+        await h.Manager.GetAccessTokenAsync(Ct);
+        h.Time.Advance(TimeSpan.FromSeconds(expectedRefreshAfter - 1));
+        await h.Manager.GetAccessTokenAsync(Ct);
+        await h.Manager.WhenRefreshSettledAsync();
+        var beforeThePoint = h.Simulator.Server.LogEntries.Count();
+        h.Time.Advance(TimeSpan.FromSeconds(1));
+        await h.Manager.GetAccessTokenAsync(Ct);
+        await h.Manager.WhenRefreshSettledAsync();
+
+        Assert.Equal(1, beforeThePoint);
+        Assert.Equal(2, h.Simulator.Server.LogEntries.Count());
+    }
+
     [Fact]
     public async Task GetAccessTokenAsync_IatRoundedDown_NeverServesTokenPastItsRealExpiry()
     {

@@ -8,9 +8,12 @@ internal sealed class TokenResponse
     /// <summary>The <c>expires_in</c> value in seconds, when the server sent one.</summary>
     public long? ExpiresIn { get; init; }
 
+    /// <summary>The server's hint for when to refresh (<c>refresh_in</c>, seconds), when it sent one.</summary>
+    public long? RefreshIn { get; init; }
+
     /// <summary>The rotated refresh token, when the server sent one.</summary>
     public string? RefreshToken { get; init; }
 
     public override string ToString() =>
-        $"TokenResponse(AccessToken=***, ExpiresIn={ExpiresIn}, RefreshToken={(RefreshToken is null ? "(none)" : "***")})";
+        $"TokenResponse(AccessToken=***, ExpiresIn={ExpiresIn}, RefreshIn={RefreshIn}, RefreshToken={(RefreshToken is null ? "(none)" : "***")})";
 }

@@ -59,13 +59,15 @@ internal sealed class TokenResponseReader(string endpointForMessages)
                 throw Invalid(response, $"token_type '{SecretScrubber.Scrub(tokenType, credentials)}' where 'Bearer' was expected (RFC 6750)");
             }
 
-            var expiresIn = ReadExpiresIn(response, root);
+            var expiresIn = ReadSeconds(response, root, "expires_in", "a token lifetime");
+            var refreshIn = ReadSeconds(response, root, "refresh_in", "a refresh hint");
             var newRefreshToken = ReadString(response, root, "refresh_token");
 
             return new TokenResponse
             {
                 AccessToken = accessToken,
                 ExpiresIn = expiresIn,
+                RefreshIn = refreshIn,
                 RefreshToken = string.IsNullOrEmpty(newRefreshToken) ? null : newRefreshToken,
             };
         }
@@ -134,14 +136,17 @@ internal sealed class TokenResponseReader(string endpointForMessages)
             : throw Invalid(response, $"a {name} that is not a string");
     }
 
-    private long? ReadExpiresIn(HttpResponseMessage response, JsonElement root)
+    /// <summary>
+    /// A number of seconds: <c>expires_in</c> (RFC 6749 §5.1), or <c>refresh_in</c>, the hint some servers (Entra ID) add
+    /// for when to refresh. RFC 6749 makes them numbers; some servers send strings.
+    /// </summary>
+    private long? ReadSeconds(HttpResponseMessage response, JsonElement root, string name, string meaning)
     {
-        if (!root.TryGetProperty("expires_in", out var value) || value.ValueKind == JsonValueKind.Null)
+        if (!root.TryGetProperty(name, out var value) || value.ValueKind == JsonValueKind.Null)
         {
             return null;
         }
 
-        // RFC 6749 makes it a number; some servers send it as a string.
         double seconds;
         if (value.ValueKind == JsonValueKind.Number)
         {
@@ -150,12 +155,12 @@ internal sealed class TokenResponseReader(string endpointForMessages)
         else if (value.ValueKind != JsonValueKind.String
             || !double.TryParse(value.GetString(), NumberStyles.Float, CultureInfo.InvariantCulture, out seconds))
         {
-            throw Invalid(response, "an expires_in that is not a number of seconds");
+            throw Invalid(response, $"an {name} that is not a number of seconds");
         }
 
         if (!double.IsFinite(seconds) || seconds <= 0)
         {
-            throw Invalid(response, string.Create(CultureInfo.InvariantCulture, $"expires_in {seconds}: a token lifetime must be a positive number of seconds"));
+            throw Invalid(response, string.Create(CultureInfo.InvariantCulture, $"{name} {seconds}: {meaning} must be a positive number of seconds"));
         }
 
         return seconds >= long.MaxValue / TimeSpan.TicksPerSecond ? long.MaxValue / TimeSpan.TicksPerSecond : (long)seconds;

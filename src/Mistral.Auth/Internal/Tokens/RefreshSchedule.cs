@@ -26,6 +26,12 @@ internal sealed class RefreshSchedule(TimeProvider time, TimeSpan refreshBeforeE
     {
         var lifetime = TokenLifetime.Compute(response, sentOn, MistralAuthDefaults.MaxTokenLifetime);
         var lead = refreshBeforeExpiry < lifetime / 2 ? refreshBeforeExpiry : lifetime / 2;
+        if (response.RefreshIn is { } hint && TimeSpan.FromSeconds(Math.Min(hint, (long)lifetime.TotalSeconds)) < lifetime - lead)
+        {
+            // The server's refresh hint (Entra ID's refresh_in) comes first: refresh then.
+            lead = lifetime - TimeSpan.FromSeconds(hint);
+        }
+
         return new AccessTokenState(
             response.AccessToken,
             refreshAt: sentAt + ToTimestampSpan(lifetime - lead),
