@@ -205,7 +205,10 @@ public sealed class MistralAuthHandler : DelegatingHandler
     /// <remarks>
     /// A host outside the allow-list never gets the token and its 401 never causes a refresh. A redirect target that
     /// is allowed answered a request from which .NET had removed the token (it drops <c>Authorization</c> on every
-    /// redirect), so it rejected nothing of ours: the current token is sent there once, without a refresh.
+    /// redirect), so it rejected nothing of ours: the current token is sent there once, without a refresh. Otherwise the
+    /// 401's Bearer challenge decides (RFC 6750 §3): <c>invalid_request</c> and <c>insufficient_scope</c> are not
+    /// fixed by a new token, so the 401 is returned; <c>invalid_token</c>, no error, or no readable challenge refresh
+    /// once.
     /// </remarks>
     private async ValueTask<AccessTokenState?> ResolveRetryAsync(
         HttpRequestMessage request, Uri? sentTo, AccessTokenState rejected, HttpResponseMessage response, CancellationToken cancellationToken)
@@ -221,6 +224,14 @@ public sealed class MistralAuthHandler : DelegatingHandler
             if (!Equals(target, sentTo))
             {
                 return await _tokenManager.GetStateAsync(cancellationToken).ConfigureAwait(false);
+            }
+
+            var challenge = BearerChallenge.From(response);
+            if (challenge.NewTokenCannotHelp)
+            {
+                _logger.UnauthorizedNotRefreshed(challenge.ErrorTag, rejected.Fingerprint);
+                _tokenManager.Telemetry.Unauthorized.Add(1, new("error", challenge.ErrorTag), new("outcome", "returned"));
+                return null;
             }
 
             return await _tokenManager.RefreshAfterRejectionCoreAsync(rejected, cancellationToken).ConfigureAwait(false);
@@ -241,8 +252,10 @@ public sealed class MistralAuthHandler : DelegatingHandler
             return false;
         }
 
-        _logger.UnauthorizedRetried(rejected.Fingerprint, fresh.Fingerprint);
+        var error = BearerChallenge.From(response).ErrorTag;
+        _logger.UnauthorizedRetried(error, rejected.Fingerprint, fresh.Fingerprint);
         _tokenManager.Telemetry.RequestRetries.Add(1);
+        _tokenManager.Telemetry.Unauthorized.Add(1, new("error", error), new("outcome", "retried"));
         response.Dispose();
         request.Headers.Authorization = fresh.Header;
         return true;

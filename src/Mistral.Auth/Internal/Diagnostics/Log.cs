@@ -33,8 +33,8 @@ internal static partial class Log
     public static partial void BackgroundRefreshFailed(this ILogger logger, string fingerprint, DateTimeOffset expiresOn, TimeSpan retryDelay, string error, Exception exception);
 
     [LoggerMessage(EventId = 7, EventName = "UnauthorizedRetried", Level = LogLevel.Information,
-        Message = "The API answered 401 to access token {Fingerprint}; retrying once with access token {NewFingerprint}")]
-    public static partial void UnauthorizedRetried(this ILogger logger, string fingerprint, string newFingerprint);
+        Message = "The API answered 401 ({Error}) to access token {Fingerprint}; retrying once with access token {NewFingerprint}")]
+    public static partial void UnauthorizedRetried(this ILogger logger, string error, string fingerprint, string newFingerprint);
 
     [LoggerMessage(EventId = 8, EventName = "UnauthorizedNotReplayable", Level = LogLevel.Warning,
         Message = "The API answered 401 to access token {Fingerprint}; the token was refreshed but the request body cannot be sent again, so the 401 is returned")]
@@ -107,6 +107,10 @@ internal static partial class Log
     [LoggerMessage(EventId = 25, EventName = "ApiKeyRejected", Level = LogLevel.Error,
         Message = "The API answered 401 to the API key {Fingerprint} and the configuration holds no other key: it is invalid, expired or revoked")]
     public static partial void ApiKeyRejected(this ILogger logger, string fingerprint);
+
+    [LoggerMessage(EventId = 27, EventName = "UnauthorizedNotRefreshed", Level = LogLevel.Warning,
+        Message = "The API answered 401 with error {Error} to access token {Fingerprint}: a new token cannot fix that, so the 401 is returned without a refresh")]
+    public static partial void UnauthorizedNotRefreshed(this ILogger logger, string error, string fingerprint);
 
     [LoggerMessage(EventId = 26, EventName = "ApiKeyIgnored", Level = LogLevel.Warning,
         Message = "The reloaded configuration's API key is empty or has white space, control or non-ASCII characters inside it; the key in use is kept")]

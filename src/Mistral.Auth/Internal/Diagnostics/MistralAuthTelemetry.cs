@@ -23,6 +23,8 @@ internal sealed class MistralAuthTelemetry
             "mistral.auth.token.refresh.failures", unit: "{failure}", description: "Token refreshes that failed, tagged by reason and error.");
         Adoptions = meter.CreateCounter<long>(
             "mistral.auth.token.adoptions", unit: "{token}", description: "Access tokens taken from the token store, where another instance sharing it had put them, tagged by reason.");
+        Unauthorized = meter.CreateCounter<long>(
+            "mistral.auth.request.unauthorized", unit: "{response}", description: "401 answers from the API, tagged by the challenge's error and whether the request was sent again.");
         RequestRetries = meter.CreateCounter<long>(
             "mistral.auth.request.retries", unit: "{retry}", description: "API requests sent again with a fresh token after a 401.");
     }
@@ -36,6 +38,8 @@ internal sealed class MistralAuthTelemetry
     public Counter<long> Adoptions { get; }
 
     public Counter<long> RequestRetries { get; }
+
+    public Counter<long> Unauthorized { get; }
 
     private static string Version => typeof(MistralAuthTelemetry).Assembly.GetName().Version?.ToString() ?? "0.0.0";
 

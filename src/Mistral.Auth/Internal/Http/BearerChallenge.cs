@@ -1,0 +1,147 @@
+namespace Mistral.Auth.Internal;
+
+/// <summary>
+/// The <c>Bearer</c> challenge of a 401's <c>WWW-Authenticate</c> header (RFC 6750 §3): its <c>error</c>,
+/// <c>error_description</c>, <c>scope</c> and <c>realm</c>. An absent or malformed challenge has no error.
+/// </summary>
+internal readonly record struct BearerChallenge(string? Error, string? ErrorDescription, string? Scope, string? Realm)
+{
+    /// <summary>
+    /// Whether a new token cannot fix what the server complained of: the request itself is wrong
+    /// (<c>invalid_request</c>) or needs more scope than the token has (<c>insufficient_scope</c>). Anything else —
+    /// <c>invalid_token</c>, no error, an unknown one — is refreshed and re-sent once.
+    /// </summary>
+    public bool NewTokenCannotHelp => Error is "invalid_request" or "insufficient_scope";
+
+    /// <summary>The error as a bounded tag value for metrics and logs.</summary>
+    public string ErrorTag => Error switch
+    {
+        null => "none",
+        "invalid_token" or "invalid_request" or "insufficient_scope" => Error,
+        _ => "other",
+    };
+
+    /// <summary>The response's Bearer challenge (the first, when several schemes are offered).</summary>
+    public static BearerChallenge From(HttpResponseMessage response)
+    {
+        foreach (var challenge in response.Headers.WwwAuthenticate)
+        {
+            if (string.Equals(challenge.Scheme, "Bearer", StringComparison.OrdinalIgnoreCase))
+            {
+                return Parse(challenge.Parameter);
+            }
+        }
+
+        return default;
+    }
+
+    /// <summary>
+    /// Reads <c>name=value</c> pairs separated by commas, each value a token or a quoted string with <c>\</c> escapes
+    /// (RFC 9110 §11.2). Anything malformed gives a challenge with no error, which changes nothing.
+    /// </summary>
+    public static BearerChallenge Parse(string? parameters)
+    {
+        if (string.IsNullOrWhiteSpace(parameters))
+        {
+            return default;
+        }
+
+        var values = new Dictionary<string, string>(StringComparer.OrdinalIgnoreCase);
+        var text = parameters.AsSpan();
+        var i = 0;
+        while (i < text.Length)
+        {
+            while (i < text.Length && (text[i] is ' ' or '\t' or ','))
+            {
+                i++;
+            }
+
+            if (i == text.Length)
+            {
+                break;
+            }
+
+            var nameStart = i;
+            while (i < text.Length && IsTokenChar(text[i]))
+            {
+                i++;
+            }
+
+            var name = text[nameStart..i].ToString();
+            while (i < text.Length && (text[i] is ' ' or '\t'))
+            {
+                i++;
+            }
+
+            if (name.Length == 0 || i == text.Length || text[i] != '=')
+            {
+                return default;
+            }
+
+            i++;
+            while (i < text.Length && (text[i] is ' ' or '\t'))
+            {
+                i++;
+            }
+
+            if (!TryReadValue(text, ref i, out var value))
+            {
+                return default;
+            }
+
+            values.TryAdd(name, value);
+        }
+
+        return new BearerChallenge(
+            values.GetValueOrDefault("error"),
+            values.GetValueOrDefault("error_description"),
+            values.GetValueOrDefault("scope"),
+            values.GetValueOrDefault("realm"));
+    }
+
+    private static bool TryReadValue(ReadOnlySpan<char> text, ref int i, out string value)
+    {
+        value = string.Empty;
+        if (i < text.Length && text[i] == '"')
+        {
+            var builder = new System.Text.StringBuilder();
+            i++;
+            while (i < text.Length && text[i] != '"')
+            {
+                if (text[i] == '\\')
+                {
+                    i++;
+                    if (i == text.Length)
+                    {
+                        return false;
+                    }
+                }
+
+                builder.Append(text[i]);
+                i++;
+            }
+
+            if (i == text.Length)
+            {
+                return false; // unterminated
+            }
+
+            i++;
+            value = builder.ToString();
+            return true;
+        }
+
+        var start = i;
+        while (i < text.Length && IsTokenChar(text[i]))
+        {
+            i++;
+        }
+
+        value = text[start..i].ToString();
+        return value.Length > 0;
+    }
+
+    /// <summary>RFC 9110 tchar (token68's extra characters included, for a bare value).</summary>
+    private static bool IsTokenChar(char c) =>
+        char.IsAsciiLetterOrDigit(c) || c is '!' or '#' or '$' or '%' or '&' or '\'' or '*' or '+' or '-' or '.' or '^' or '_' or '`' or '|' or '~' or '/';
+}
