@@ -33,9 +33,31 @@ public sealed class MistralAuthOptions
     /// </value>
     public string? ApiKey { get; set; }
 
-    /// <summary>Gets or sets the <c>scope</c> requested with the client_credentials grant.</summary>
+    /// <summary>
+    /// Gets or sets the <c>scope</c> requested: with the client_credentials grant, and with the refresh_token grant
+    /// too, where it may narrow the scope first granted (RFC 6749 §6).
+    /// </summary>
     /// <value>No default: no scope is sent.</value>
     public string? Scope { get; set; }
+
+    /// <summary>
+    /// Gets the resources the token is requested for (RFC 8707 resource indicators), each sent as a <c>resource</c>
+    /// parameter: absolute URIs without a fragment, for example <c>https://api.mistral.ai/</c>.
+    /// </summary>
+    /// <value>Empty by default: no <c>resource</c> is sent.</value>
+    public IList<Uri> Resources { get; } = new List<Uri>();
+
+    /// <summary>Gets or sets the <c>audience</c> parameter some servers (Auth0, Keycloak) take instead of <c>resource</c>.</summary>
+    /// <value>No default: no audience is sent.</value>
+    public string? Audience { get; set; }
+
+    /// <summary>
+    /// Gets further parameters sent with every token request, for servers that want their own. They cannot replace the
+    /// ones the package writes (<c>grant_type</c>, <c>refresh_token</c>, the client credentials and assertion,
+    /// <c>scope</c>, <c>resource</c>, <c>audience</c>): such a name fails validation at start.
+    /// </summary>
+    /// <value>Empty by default. Their values are never logged or shown by <see cref="ToString"/>; only their names are.</value>
+    public IDictionary<string, string> TokenRequestParameters { get; } = new Dictionary<string, string>(StringComparer.Ordinal);
 
     /// <summary>
     /// Gets or sets a source of tokens of the application's own; the manager still caches, refreshes ahead of expiry,
@@ -111,7 +133,7 @@ public sealed class MistralAuthOptions
     /// <returns>A description of the settings that is safe to log.</returns>
     public override string ToString() => string.Create(
         CultureInfo.InvariantCulture,
-        $"TokenEndpoint={Shown(TokenEndpoint)}, ClientId={ClientId ?? "(null)"}, ClientSecret={Mask(ClientSecret)}, RefreshToken={Mask(RefreshToken)}, ApiKey={Mask(ApiKey)}, Scope={Scope ?? "(null)"}, TokenSource={(TokenSource is null ? "(null)" : TokenSource.GetType().Name)}, RefreshBeforeExpiry={RefreshBeforeExpiry}, TokenRequestFormat={TokenRequestFormat}, RefreshTimeout={RefreshTimeout}, RefreshRetryDelay={RefreshRetryDelay}, AllowedHosts=[{string.Join(", ", AllowedHosts)}], PreserveExistingAuthorization={PreserveExistingAuthorization}, Resilience=({Resilience})");
+        $"TokenEndpoint={Shown(TokenEndpoint)}, ClientId={ClientId ?? "(null)"}, ClientSecret={Mask(ClientSecret)}, RefreshToken={Mask(RefreshToken)}, ApiKey={Mask(ApiKey)}, Scope={Scope ?? "(null)"}, Resources=[{string.Join(", ", Resources)}], Audience={Audience ?? "(null)"}, TokenRequestParameters=[{string.Join(", ", TokenRequestParameters.Keys)}], TokenSource={(TokenSource is null ? "(null)" : TokenSource.GetType().Name)}, RefreshBeforeExpiry={RefreshBeforeExpiry}, TokenRequestFormat={TokenRequestFormat}, RefreshTimeout={RefreshTimeout}, RefreshRetryDelay={RefreshRetryDelay}, AllowedHosts=[{string.Join(", ", AllowedHosts)}], PreserveExistingAuthorization={PreserveExistingAuthorization}, Resilience=({Resilience})");
 
     /// <summary>Which way tokens are obtained, from the settings present.</summary>
     internal CredentialMode Mode =>
@@ -160,6 +182,18 @@ public sealed class MistralAuthOptions
         {
             copy.AllowedHosts.Add(host);
         }
+
+        foreach (var resource in Resources)
+        {
+            copy.Resources.Add(resource);
+        }
+
+        foreach (var parameter in TokenRequestParameters)
+        {
+            copy.TokenRequestParameters[parameter.Key] = parameter.Value;
+        }
+
+        copy.Audience = Audience;
 
         return copy;
     }

@@ -21,7 +21,28 @@ internal sealed class MistralAuthOptionsValidator : IValidateOptions<MistralAuth
         CheckTiming(options, failures);
         CheckResilience(options.Resilience, failures);
         CheckHostsAndFormat(options, failures);
+        CheckTokenRequestParameters(options, failures);
         return failures;
+    }
+
+    private static void CheckTokenRequestParameters(MistralAuthOptions options, List<string> failures)
+    {
+        foreach (var resource in options.Resources)
+        {
+            if (resource is null || !resource.IsAbsoluteUri || resource.Fragment.Length > 0)
+            {
+                failures.Add("MistralAuthOptions.Resources must hold absolute URIs without a fragment (RFC 8707 §2).");
+                break;
+            }
+        }
+
+        foreach (var name in options.TokenRequestParameters.Keys)
+        {
+            if (string.IsNullOrWhiteSpace(name) || TokenRequestContent.Reserved.Contains(name))
+            {
+                failures.Add($"MistralAuthOptions.TokenRequestParameters cannot set '{name}': the package writes it (set Scope, Resources or Audience, or the credentials, instead).");
+            }
+        }
     }
 
     private static void CheckEndpointAndKey(MistralAuthOptions options, List<string> failures)

@@ -4,25 +4,30 @@ using System.Text.Json;
 namespace Mistral.Auth.Internal;
 
 /// <summary>The body of a token request: the seed's JSON exactly, or RFC 6749's form encoding.</summary>
+/// <remarks>
+/// The refresh_token grant (RFC 6749 §6) when there is a refresh token, else the client_credentials grant (§4.4);
+/// client credentials in the body (§2.3.1). Then, only when set: <c>scope</c> (either grant: §6 lets a refresh
+/// narrow it), <c>resource</c> (RFC 8707, once per value), <c>audience</c>, and the application's own parameters. With
+/// none of those set, the JSON body is exactly the seed's four fields in the seed's order.
+/// </remarks>
 internal static class TokenRequestContent
 {
-    /// <summary>
-    /// The refresh_token grant (RFC 6749 §6) when there is a refresh token, else the client_credentials grant (§4.4);
-    /// client credentials in the body (§2.3.1).
-    /// </summary>
+    /// <summary>Parameters the package writes itself; <see cref="MistralAuthOptions.TokenRequestParameters"/> may not set them.</summary>
+    public static readonly IReadOnlySet<string> Reserved = new HashSet<string>(StringComparer.OrdinalIgnoreCase)
+    {
+        "grant_type", "refresh_token", "client_id", "client_secret", "client_assertion", "client_assertion_type",
+        "scope", "resource", "audience",
+    };
+
     public static HttpContent Create(ClientCredentials credentials, MistralAuthOptions options)
     {
         var grant = credentials.RefreshToken is null ? "client_credentials" : "refresh_token";
         if (options.TokenRequestFormat == TokenRequestFormat.Form)
         {
-            var fields = new List<KeyValuePair<string, string>>(5) { new("grant_type", grant) };
+            var fields = new List<KeyValuePair<string, string>>(8) { new("grant_type", grant) };
             if (credentials.RefreshToken is not null)
             {
                 fields.Add(new("refresh_token", credentials.RefreshToken));
-            }
-            else if (options.Scope is not null)
-            {
-                fields.Add(new("scope", options.Scope));
             }
 
             fields.Add(new("client_id", credentials.ClientId));
@@ -31,10 +36,15 @@ internal static class TokenRequestContent
                 fields.Add(new("client_secret", credentials.ClientSecret));
             }
 
+            foreach (var (name, value) in Optional(options))
+            {
+                fields.Add(new(name, value));
+            }
+
             return new FormUrlEncodedContent(fields);
         }
 
-        // Exactly the documented body, in the documented order.
+        // The documented body, in the documented order; optional parameters only after it, only when set.
         using var buffer = new MemoryStream();
         using (var writer = new Utf8JsonWriter(buffer))
         {
@@ -50,16 +60,71 @@ internal static class TokenRequestContent
             {
                 writer.WriteString("refresh_token", credentials.RefreshToken);
             }
-            else if (options.Scope is not null)
-            {
-                writer.WriteString("scope", options.Scope);
-            }
 
+            WriteOptional(writer, options);
             writer.WriteEndObject();
         }
 
         var content = new ByteArrayContent(buffer.ToArray());
         content.Headers.ContentType = new MediaTypeHeaderValue("application/json");
         return content;
+    }
+
+    /// <summary>The optional parameters as form fields: <c>resource</c> repeated once per value.</summary>
+    private static IEnumerable<(string Name, string Value)> Optional(MistralAuthOptions options)
+    {
+        if (options.Scope is { } scope)
+        {
+            yield return ("scope", scope);
+        }
+
+        foreach (var resource in options.Resources)
+        {
+            yield return ("resource", resource.AbsoluteUri);
+        }
+
+        if (options.Audience is { } audience)
+        {
+            yield return ("audience", audience);
+        }
+
+        foreach (var (name, value) in options.TokenRequestParameters)
+        {
+            yield return (name, value);
+        }
+    }
+
+    /// <summary>The optional parameters in JSON: one <c>resource</c> as a string, several as an array.</summary>
+    private static void WriteOptional(Utf8JsonWriter writer, MistralAuthOptions options)
+    {
+        if (options.Scope is { } scope)
+        {
+            writer.WriteString("scope", scope);
+        }
+
+        if (options.Resources.Count == 1)
+        {
+            writer.WriteString("resource", options.Resources[0].AbsoluteUri);
+        }
+        else if (options.Resources.Count > 1)
+        {
+            writer.WriteStartArray("resource");
+            foreach (var resource in options.Resources)
+            {
+                writer.WriteStringValue(resource.AbsoluteUri);
+            }
+
+            writer.WriteEndArray();
+        }
+
+        if (options.Audience is { } audience)
+        {
+            writer.WriteString("audience", audience);
+        }
+
+        foreach (var (name, value) in options.TokenRequestParameters)
+        {
+            writer.WriteString(name, value);
+        }
     }
 }
