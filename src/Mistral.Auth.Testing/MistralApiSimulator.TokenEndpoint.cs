@@ -1,3 +1,4 @@
+using System.Text;
 using System.IdentityModel.Tokens.Jwt;
 using System.Text.Json;
 using System.Web;
@@ -42,9 +43,9 @@ public sealed partial class MistralApiSimulator
                 return Json(400, """{"error":"unsupported_grant_type"}""");
             }
 
-            if (fields.GetValueOrDefault("client_id") != ClientId || fields.GetValueOrDefault("client_secret") != ClientSecret)
+            if (Authenticate(request, fields) is { } refused)
             {
-                return Json(401, """{"error":"invalid_client","error_description":"Client authentication failed."}""");
+                return refused;
             }
 
             LastScope = fields.GetValueOrDefault("scope");
@@ -96,6 +97,47 @@ public sealed partial class MistralApiSimulator
         }
 
         return Json(200, JsonSerializer.Serialize(body));
+    }
+
+    /// <summary>
+    /// Client authentication (RFC 6749 §2.3): HTTP Basic with form-urlencoded id and secret, or both in the body, or —
+    /// when <see cref="AllowPublicClients"/> — the id alone. More than one method at once is refused. Under the lock.
+    /// </summary>
+    private ResponseMessage? Authenticate(IRequestMessage request, Dictionary<string, string> fields)
+    {
+        string? id = fields.GetValueOrDefault("client_id");
+        string? secret = fields.GetValueOrDefault("client_secret");
+        if (request.Headers?.TryGetValue("Authorization", out var authorization) == true
+            && authorization.ToString() is { } header && header.StartsWith("Basic ", StringComparison.OrdinalIgnoreCase))
+        {
+            if (secret is not null)
+            {
+                return Json(400, """{"error":"invalid_request","error_description":"More than one client authentication method."}""");
+            }
+
+            string pair;
+            try
+            {
+                pair = Encoding.UTF8.GetString(Convert.FromBase64String(header["Basic ".Length..].Trim()));
+            }
+            catch (FormatException)
+            {
+                return Json(401, """{"error":"invalid_client","error_description":"Malformed Basic credentials."}""");
+            }
+
+            var colon = pair.IndexOf(':', StringComparison.Ordinal);
+            if (colon < 0 || (id is not null && id != HttpUtility.UrlDecode(pair[..colon])))
+            {
+                return Json(401, """{"error":"invalid_client","error_description":"Malformed Basic credentials."}""");
+            }
+
+            id = HttpUtility.UrlDecode(pair[..colon]);
+            secret = HttpUtility.UrlDecode(pair[(colon + 1)..]);
+            BasicAuthenticatedRequests++;
+        }
+
+        var accepted = id == ClientId && (secret == ClientSecret || (AllowPublicClients && secret is null));
+        return accepted ? null : Json(401, """{"error":"invalid_client","error_description":"Client authentication failed."}""");
     }
 
     /// <summary>Reuse means the token leaked or a client raced itself: with reuse detection, the whole grant goes.</summary>

@@ -64,8 +64,14 @@ public sealed partial class MistralApiSimulator : IDisposable
     /// <summary>Gets the client id the token endpoint accepts.</summary>
     public string ClientId { get; } = "simulated-client";
 
-    /// <summary>Gets the client secret the token endpoint accepts.</summary>
-    public string ClientSecret { get; } = "simulated-client-secret-5f2a9c";
+    /// <summary>Gets or sets the client secret the token endpoint accepts.</summary>
+    public string ClientSecret { get; set; } = "simulated-client-secret-5f2a9c";
+
+    /// <summary>Gets or sets whether a client that sends its id and no secret is accepted (a public client).</summary>
+    public bool AllowPublicClients { get; set; }
+
+    /// <summary>Gets the number of token requests that authenticated with HTTP Basic (client_secret_basic).</summary>
+    public int BasicAuthenticatedRequests { get; private set; }
 
     /// <summary>Gets the refresh token the simulator starts with.</summary>
     public string InitialRefreshToken { get; } = "simulated-refresh-token-0";

@@ -81,6 +81,14 @@ public sealed class MistralAuthOptions
     /// </value>
     public TimeSpan RefreshBeforeExpiry { get; set; } = MistralAuthDefaults.RefreshBeforeExpiry;
 
+    /// <summary>Gets or sets how the client authenticates to the token endpoint.</summary>
+    /// <value>
+    /// Defaults to <see cref="ClientAuthenticationMethod.ClientSecretPost"/> (credentials in the body, as the seed's JSON
+    /// shows). <see cref="ClientAuthenticationMethod.ClientSecretBasic"/> needs a <see cref="ClientSecret"/>;
+    /// <see cref="ClientAuthenticationMethod.None"/> must have none.
+    /// </value>
+    public ClientAuthenticationMethod ClientAuthentication { get; set; }
+
     /// <summary>Gets or sets how the refresh request is encoded.</summary>
     /// <value>Defaults to <see cref="TokenRequestFormat.Json"/>, the body the Mistral documentation shows.</value>
     public TokenRequestFormat TokenRequestFormat { get; set; } = TokenRequestFormat.Json;
@@ -133,7 +141,7 @@ public sealed class MistralAuthOptions
     /// <returns>A description of the settings that is safe to log.</returns>
     public override string ToString() => string.Create(
         CultureInfo.InvariantCulture,
-        $"TokenEndpoint={Shown(TokenEndpoint)}, ClientId={ClientId ?? "(null)"}, ClientSecret={Mask(ClientSecret)}, RefreshToken={Mask(RefreshToken)}, ApiKey={Mask(ApiKey)}, Scope={Scope ?? "(null)"}, Resources=[{string.Join(", ", Resources)}], Audience={Audience ?? "(null)"}, TokenRequestParameters=[{string.Join(", ", TokenRequestParameters.Keys)}], TokenSource={(TokenSource is null ? "(null)" : TokenSource.GetType().Name)}, RefreshBeforeExpiry={RefreshBeforeExpiry}, TokenRequestFormat={TokenRequestFormat}, RefreshTimeout={RefreshTimeout}, RefreshRetryDelay={RefreshRetryDelay}, AllowedHosts=[{string.Join(", ", AllowedHosts)}], PreserveExistingAuthorization={PreserveExistingAuthorization}, Resilience=({Resilience})");
+        $"TokenEndpoint={Shown(TokenEndpoint)}, ClientId={ClientId ?? "(null)"}, ClientSecret={Mask(ClientSecret)}, RefreshToken={Mask(RefreshToken)}, ApiKey={Mask(ApiKey)}, Scope={Scope ?? "(null)"}, Resources=[{string.Join(", ", Resources)}], Audience={Audience ?? "(null)"}, TokenRequestParameters=[{string.Join(", ", TokenRequestParameters.Keys)}], TokenSource={(TokenSource is null ? "(null)" : TokenSource.GetType().Name)}, RefreshBeforeExpiry={RefreshBeforeExpiry}, TokenRequestFormat={TokenRequestFormat}, ClientAuthentication={ClientAuthentication}, RefreshTimeout={RefreshTimeout}, RefreshRetryDelay={RefreshRetryDelay}, AllowedHosts=[{string.Join(", ", AllowedHosts)}], PreserveExistingAuthorization={PreserveExistingAuthorization}, Resilience=({Resilience})");
 
     /// <summary>Which way tokens are obtained, from the settings present.</summary>
     internal CredentialMode Mode =>
@@ -172,6 +180,7 @@ public sealed class MistralAuthOptions
             TokenSource = TokenSource,
             RefreshBeforeExpiry = RefreshBeforeExpiry,
             TokenRequestFormat = TokenRequestFormat,
+            ClientAuthentication = ClientAuthentication,
             RefreshTimeout = RefreshTimeout,
             RefreshRetryDelay = RefreshRetryDelay,
             ConfigureResiliencePipeline = ConfigureResiliencePipeline,

@@ -27,6 +27,22 @@ internal sealed class MistralAuthOptionsValidator : IValidateOptions<MistralAuth
 
     private static void CheckTokenRequestParameters(MistralAuthOptions options, List<string> failures)
     {
+        var usesEndpoint = options.Mode is CredentialMode.RefreshToken or CredentialMode.ClientCredentials;
+        switch (options.ClientAuthentication)
+        {
+            case ClientAuthenticationMethod.ClientSecretBasic when usesEndpoint && string.IsNullOrEmpty(options.ClientSecret):
+                failures.Add("MistralAuthOptions.ClientAuthentication is ClientSecretBasic but there is no ClientSecret to send.");
+                break;
+            case ClientAuthenticationMethod.None when !string.IsNullOrEmpty(options.ClientSecret):
+                failures.Add("MistralAuthOptions.ClientAuthentication is None (a public client) but a ClientSecret is set: remove it, or choose ClientSecretPost or ClientSecretBasic.");
+                break;
+            case ClientAuthenticationMethod.ClientSecretPost or ClientAuthenticationMethod.ClientSecretBasic or ClientAuthenticationMethod.None:
+                break;
+            default:
+                failures.Add("MistralAuthOptions.ClientAuthentication must be ClientSecretPost, ClientSecretBasic or None.");
+                break;
+        }
+
         foreach (var resource in options.Resources)
         {
             if (resource is null || !resource.IsAbsoluteUri || resource.Fragment.Length > 0)

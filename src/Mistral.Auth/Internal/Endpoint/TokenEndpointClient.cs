@@ -80,6 +80,7 @@ internal sealed class TokenEndpointClient
                         Content = TokenRequestContent.Create(credentials, _options),
                     };
                     request.Headers.Accept.Add(AcceptJson);
+                    request.Headers.Authorization = TokenRequestContent.BasicAuthorization(credentials, _options);
                     HttpResponseMessage attemptResponse;
                     try
                     {

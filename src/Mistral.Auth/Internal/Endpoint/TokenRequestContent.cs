@@ -22,6 +22,10 @@ internal static class TokenRequestContent
     public static HttpContent Create(ClientCredentials credentials, MistralAuthOptions options)
     {
         var grant = credentials.RefreshToken is null ? "client_credentials" : "refresh_token";
+
+        // With HTTP Basic the credentials travel in the header only (RFC 6749 §2.3.1); a public client sends no secret.
+        var inBody = options.ClientAuthentication != ClientAuthenticationMethod.ClientSecretBasic;
+        var secret = options.ClientAuthentication == ClientAuthenticationMethod.None ? null : credentials.ClientSecret;
         if (options.TokenRequestFormat == TokenRequestFormat.Form)
         {
             var fields = new List<KeyValuePair<string, string>>(8) { new("grant_type", grant) };
@@ -30,10 +34,13 @@ internal static class TokenRequestContent
                 fields.Add(new("refresh_token", credentials.RefreshToken));
             }
 
-            fields.Add(new("client_id", credentials.ClientId));
-            if (credentials.ClientSecret is not null)
+            if (inBody)
             {
-                fields.Add(new("client_secret", credentials.ClientSecret));
+                fields.Add(new("client_id", credentials.ClientId));
+                if (secret is not null)
+                {
+                    fields.Add(new("client_secret", secret));
+                }
             }
 
             foreach (var (name, value) in Optional(options))
@@ -49,10 +56,13 @@ internal static class TokenRequestContent
         using (var writer = new Utf8JsonWriter(buffer))
         {
             writer.WriteStartObject();
-            writer.WriteString("client_id", credentials.ClientId);
-            if (credentials.ClientSecret is not null)
+            if (inBody)
             {
-                writer.WriteString("client_secret", credentials.ClientSecret);
+                writer.WriteString("client_id", credentials.ClientId);
+                if (secret is not null)
+                {
+                    writer.WriteString("client_secret", secret);
+                }
             }
 
             writer.WriteString("grant_type", grant);
@@ -69,6 +79,23 @@ internal static class TokenRequestContent
         content.Headers.ContentType = new MediaTypeHeaderValue("application/json");
         return content;
     }
+
+    /// <summary>
+    /// The HTTP Basic header of <c>client_secret_basic</c>: <c>base64(urlencode(client_id) ":" urlencode(secret))</c>,
+    /// each part form-urlencoded first as RFC 6749 §2.3.1 requires; <see langword="null"/> for the other methods.
+    /// </summary>
+    public static AuthenticationHeaderValue? BasicAuthorization(ClientCredentials credentials, MistralAuthOptions options)
+    {
+        if (options.ClientAuthentication != ClientAuthenticationMethod.ClientSecretBasic || credentials.ClientSecret is null)
+        {
+            return null;
+        }
+
+        var pair = $"{FormEncode(credentials.ClientId)}:{FormEncode(credentials.ClientSecret)}";
+        return new AuthenticationHeaderValue("Basic", Convert.ToBase64String(System.Text.Encoding.UTF8.GetBytes(pair)));
+    }
+
+    private static string FormEncode(string value) => Uri.EscapeDataString(value).Replace("%20", "+", StringComparison.Ordinal);
 
     /// <summary>The optional parameters as form fields: <c>resource</c> repeated once per value.</summary>
     private static IEnumerable<(string Name, string Value)> Optional(MistralAuthOptions options)
