@@ -321,6 +321,7 @@ public sealed class TokenManager : IDisposable
             return new TokenHealthSnapshot(
                 state,
                 Valid: state is not null && _time.GetTimestamp() < state.ExpiresAt,
+                _acquirer.Problem(state),
                 _lastFailure,
                 _credentialsRejected);
         }

@@ -80,6 +80,8 @@ public sealed class ApiKeyRotationTests : IDisposable
 
         var error = await Assert.ThrowsAsync<MistralAuthException>(() => client.GetAsync("v1/models", Ct));
         var unhealthy = await health.CheckHealthAsync(Ct);
+        await Assert.ThrowsAsync<MistralAuthException>(() => client.GetAsync("v1/models", Ct)); // the same key, refused again
+        var stillUnhealthy = await health.CheckHealthAsync(Ct);
         WriteSecret("key-two");
         configuration.Reload();
         var healthy = await health.CheckHealthAsync(Ct);
@@ -87,8 +89,10 @@ public sealed class ApiKeyRotationTests : IDisposable
         Assert.Contains("API key: it is invalid or has been revoked", error.Message, StringComparison.Ordinal);
         Assert.Contains("without a restart", error.Message, StringComparison.Ordinal);
         Assert.DoesNotContain("key-one", error.ToString(), StringComparison.Ordinal);
-        Assert.Equal(1, simulator.ApiRequests); // not sent again with the key the API refused
+        Assert.Equal(2, simulator.ApiRequests); // each call sent once, never re-sent with the key the API refused
         Assert.Equal(HealthStatus.Unhealthy, unhealthy.Status);
+        Assert.Equal(HealthStatus.Unhealthy, stillUnhealthy.Status);
+        Assert.Contains("rejected the API key", stillUnhealthy.Entries.Values.Single().Description, StringComparison.Ordinal);
         Assert.Equal(HealthStatus.Healthy, healthy.Status);
         Assert.Equal(HttpStatusCode.OK, await GetAsync(client));
     }

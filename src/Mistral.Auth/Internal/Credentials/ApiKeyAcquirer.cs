@@ -12,6 +12,7 @@ internal sealed class ApiKeyAcquirer(string initialKey, IOptionsMonitor<MistralA
     : ICredentialAcquirer
 {
     private string _key = initialKey;
+    private string? _rejectedKey;
 
     public AccessTokenState? InitialState => RefreshSchedule.Static(Volatile.Read(ref _key));
 
@@ -25,6 +26,7 @@ internal sealed class ApiKeyAcquirer(string initialKey, IOptionsMonitor<MistralA
         if (attempt.Reason == RefreshReasons.Rejected && string.Equals(key, attempt.RejectedAccessToken, StringComparison.Ordinal))
         {
             var fingerprint = AccessTokenState.ComputeFingerprint(key);
+            Volatile.Write(ref _rejectedKey, key);
             logger.ApiKeyRejected(fingerprint);
             throw new MistralAuthException(
                 $"The API answered 401 to the API key: it is invalid or has been revoked, or has expired (key {fingerprint}). Put a valid key in MistralAuthOptions.ApiKey — with dependency injection a reloaded configuration (appsettings reloadOnChange, a key-per-file secret, a vault provider) is picked up without a restart; the request was not retried.");
@@ -37,6 +39,15 @@ internal sealed class ApiKeyAcquirer(string initialKey, IOptionsMonitor<MistralA
         }
 
         return Task.FromResult(new AcquiredToken(RefreshSchedule.Static(key), Rotated: false, Adopted: false));
+    }
+
+    public string? Problem(AccessTokenState? current)
+    {
+        var rejected = Volatile.Read(ref _rejectedKey);
+        var key = current?.AccessToken ?? Volatile.Read(ref _key);
+        return rejected is not null && string.Equals(rejected, key, StringComparison.Ordinal)
+            ? $"The API rejected the API key {AccessTokenState.ComputeFingerprint(key)} (401): it is invalid, expired or revoked. Put a valid key in the configuration; a reload is picked up without a restart."
+            : null;
     }
 
     /// <summary>The configuration's key as it stands now, trimmed; null when there is no configuration or no usable key.</summary>

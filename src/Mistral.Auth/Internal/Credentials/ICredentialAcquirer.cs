@@ -14,4 +14,10 @@ internal interface ICredentialAcquirer
 
     /// <summary>Whether a change of the configuration named <paramref name="changedName"/> calls for a new token now.</summary>
     bool FollowsConfiguration(string? changedName) => false;
+
+    /// <summary>
+    /// What the acquirer knows is wrong with <paramref name="current"/> beyond its expiry (an API key the API refused),
+    /// for the health check; <see langword="null"/> when nothing is.
+    /// </summary>
+    string? Problem(AccessTokenState? current) => null;
 }

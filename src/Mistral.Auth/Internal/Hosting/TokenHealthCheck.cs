@@ -24,6 +24,11 @@ internal sealed class TokenHealthCheck(TokenManager tokenManager) : IHealthCheck
     internal static (TokenHealth Status, string Description) Assess(TokenHealthSnapshot health)
     {
         var state = health.State;
+        if (health.CredentialProblem is { } problem)
+        {
+            return (TokenHealth.Unhealthy, problem);
+        }
+
         if (health.Valid && state!.ExpiresOn == DateTimeOffset.MaxValue)
         {
             return (TokenHealth.Healthy, "Using a static key (an API key): it does not expire; a 401 to it would show here.");

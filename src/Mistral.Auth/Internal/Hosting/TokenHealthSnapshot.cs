@@ -4,5 +4,6 @@ namespace Mistral.Auth.Internal;
 internal readonly record struct TokenHealthSnapshot(
     AccessTokenState? State,
     bool Valid,
+    string? CredentialProblem,
     MistralAuthException? LastFailure,
     MistralAuthException? CredentialsRejected);
