@@ -57,7 +57,7 @@ internal static class SecretScrubber
         if (!string.IsNullOrEmpty(credentials.ClientSecret))
         {
             // HTTP Basic (RFC 6749 §2.3.1): base64 of "id:secret", each form-encoded first, or as they are.
-            AddBase64(forms, $"{FormEncode(credentials.ClientId)}:{FormEncode(credentials.ClientSecret)}");
+            AddBase64(forms, $"{TokenRequestContent.FormEncode(credentials.ClientId)}:{TokenRequestContent.FormEncode(credentials.ClientSecret)}");
             AddBase64(forms, $"{credentials.ClientId}:{credentials.ClientSecret}");
         }
 
@@ -74,7 +74,7 @@ internal static class SecretScrubber
 
         forms.Add(secret);
         forms.Add(Uri.EscapeDataString(secret));              // %20, upper-case hex (RFC 3986)
-        forms.Add(FormEncode(secret));                         // + for space (HTML forms, FormUrlEncodedContent)
+        forms.Add(TokenRequestContent.FormEncode(secret));                         // + for space (HTML forms, FormUrlEncodedContent)
         forms.Add(WebUtility.UrlEncode(secret));               // + for space, WebUtility's choice of escapes
         forms.Add(HttpUtility.UrlEncode(secret));              // + for space, lower-case hex, ' ( ) * ! left as they are
         forms.Add(JsonSerializer.Serialize(secret)[1..^1]);    // System.Text.Json's default escaping (\u002B, \u0026…)
@@ -91,8 +91,6 @@ internal static class SecretScrubber
         forms.Add(base64.TrimEnd('='));
         forms.Add(base64.TrimEnd('=').Replace('+', '-').Replace('/', '_'));
     }
-
-    private static string FormEncode(string value) => Uri.EscapeDataString(value).Replace("%20", "+", StringComparison.Ordinal);
 
     /// <summary>Only what JSON requires: quote, backslash and control characters.</summary>
     private static string JsonEscapeMinimal(string value)

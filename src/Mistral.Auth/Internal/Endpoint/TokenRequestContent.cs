@@ -95,7 +95,8 @@ internal static class TokenRequestContent
         return new AuthenticationHeaderValue("Basic", Convert.ToBase64String(System.Text.Encoding.UTF8.GetBytes(pair)));
     }
 
-    private static string FormEncode(string value) => Uri.EscapeDataString(value).Replace("%20", "+", StringComparison.Ordinal);
+    /// <summary>application/x-www-form-urlencoded, as <see cref="FormUrlEncodedContent"/> writes it: <c>+</c> for a space.</summary>
+    internal static string FormEncode(string value) => Uri.EscapeDataString(value).Replace("%20", "+", StringComparison.Ordinal);
 
     /// <summary>The optional parameters as form fields: <c>resource</c> repeated once per value.</summary>
     private static IEnumerable<(string Name, string Value)> Optional(MistralAuthOptions options)
