@@ -18,6 +18,30 @@ public static class Candidates
         RefreshToken = simulator.InitialRefreshToken,
     };
 
+    /// <summary>A simulator issuing hour-long tokens and a manager already holding one: the set-up every hot-path run shares.</summary>
+    public sealed class WarmManager : IDisposable
+    {
+        public WarmManager()
+        {
+            Simulator = MistralApiSimulator.Start();
+            Simulator.AccessTokenLifetime = TimeSpan.FromHours(1);
+            Manager = new TokenManager(Options(Simulator));
+            Token = Manager.GetAccessTokenAsync().AsTask().GetAwaiter().GetResult();
+        }
+
+        public MistralApiSimulator Simulator { get; }
+
+        public TokenManager Manager { get; }
+
+        public string Token { get; }
+
+        public void Dispose()
+        {
+            Manager.Dispose();
+            Simulator.Dispose();
+        }
+    }
+
     /// <summary>An OidcClient pointed at the simulator's token endpoint, without discovery.</summary>
     public static OidcClient Duende(MistralApiSimulator simulator) => new(new OidcClientOptions
     {

@@ -1,7 +1,6 @@
 using System.Net.Http.Headers;
 using BenchmarkDotNet.Attributes;
 using Duende.IdentityModel.OidcClient;
-using Mistral.Auth.Testing;
 
 namespace Mistral.Auth.Benchmarks;
 
@@ -14,8 +13,7 @@ public class HotPathBenchmarks
 {
     private static readonly Uri RequestUri = new("http://127.0.0.1/v1/models");
 
-    private MistralApiSimulator _simulator = null!;
-    private TokenManager _manager = null!;
+    private Candidates.WarmManager _warm = null!;
     private HttpClient _floor = null!;
     private HttpClient _mistralAuth = null!;
     private HttpClient _duende = null!;
@@ -23,14 +21,12 @@ public class HotPathBenchmarks
     [GlobalSetup]
     public void Setup()
     {
-        _simulator = MistralApiSimulator.Start();
-        _simulator.AccessTokenLifetime = TimeSpan.FromHours(1);
-        _manager = new TokenManager(Candidates.Options(_simulator));
-        var token = _manager.GetAccessTokenAsync().AsTask().GetAwaiter().GetResult();
+        _warm = new Candidates.WarmManager();
+        var token = _warm.Token;
 
         _floor = new HttpClient(new Candidates.StaticHeaderHandler(new AuthenticationHeaderValue("Bearer", token)) { InnerHandler = new Candidates.CachedOkHandler() });
-        _mistralAuth = new HttpClient(new MistralAuthHandler(_manager) { InnerHandler = new Candidates.CachedOkHandler() });
-        _duende = new HttpClient(new RefreshTokenDelegatingHandler(Candidates.Duende(_simulator), token, "unused", "Bearer", new Candidates.CachedOkHandler()));
+        _mistralAuth = new HttpClient(new MistralAuthHandler(_warm.Manager) { InnerHandler = new Candidates.CachedOkHandler() });
+        _duende = new HttpClient(new RefreshTokenDelegatingHandler(Candidates.Duende(_warm.Simulator), token, "unused", "Bearer", new Candidates.CachedOkHandler()));
     }
 
     [GlobalCleanup]
@@ -39,12 +35,11 @@ public class HotPathBenchmarks
         _floor.Dispose();
         _mistralAuth.Dispose();
         _duende.Dispose();
-        _manager.Dispose();
-        _simulator.Dispose();
+        _warm.Dispose();
     }
 
     [Benchmark(Description = "TokenManager.GetAccessTokenAsync (valid token)")]
-    public ValueTask<string> GetAccessToken() => _manager.GetAccessTokenAsync();
+    public ValueTask<string> GetAccessToken() => _warm.Manager.GetAccessTokenAsync();
 
     [Benchmark(Baseline = true, Description = "Floor: HttpClient + precomputed header")]
     public Task<HttpResponseMessage> Floor() => _floor.SendAsync(new HttpRequestMessage(HttpMethod.Get, RequestUri));

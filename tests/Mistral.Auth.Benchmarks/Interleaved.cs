@@ -7,7 +7,6 @@ using Microsoft.AspNetCore.Builder;
 using Microsoft.AspNetCore.Hosting;
 using Microsoft.AspNetCore.Http;
 using Microsoft.Extensions.Logging;
-using Mistral.Auth.Testing;
 
 namespace Mistral.Auth.Benchmarks;
 
@@ -23,10 +22,8 @@ public static class Interleaved
     /// <summary>Per-request cost on the hot path, ns/op, for the floor, Mistral.Auth and the peer.</summary>
     public static async Task<IReadOnlyList<string>> HotPathAsync(int turns, int operationsPerTurn)
     {
-        using var simulator = MistralApiSimulator.Start();
-        simulator.AccessTokenLifetime = TimeSpan.FromHours(1);
-        using var manager = new TokenManager(Candidates.Options(simulator));
-        var token = await manager.GetAccessTokenAsync();
+        using var warm = new Candidates.WarmManager();
+        var (simulator, manager, token) = (warm.Simulator, warm.Manager, warm.Token);
         using var floor = new HttpClient(new Candidates.StaticHeaderHandler(new AuthenticationHeaderValue("Bearer", token)) { InnerHandler = new Candidates.CachedOkHandler() });
         using var ours = new HttpClient(new MistralAuthHandler(manager) { InnerHandler = new Candidates.CachedOkHandler() });
         using var peer = new HttpClient(new RefreshTokenDelegatingHandler(Candidates.Duende(simulator), token, "unused", "Bearer", new Candidates.CachedOkHandler()));
@@ -51,10 +48,8 @@ public static class Interleaved
     /// </summary>
     public static async Task<IReadOnlyList<string>> PolicyHotPathAsync(int turns, int operationsPerTurn)
     {
-        using var simulator = MistralApiSimulator.Start();
-        simulator.AccessTokenLifetime = TimeSpan.FromHours(1);
-        using var manager = new TokenManager(Candidates.Options(simulator));
-        var token = await manager.GetAccessTokenAsync();
+        using var warm = new Candidates.WarmManager();
+        var (manager, token) = (warm.Manager, warm.Token);
         var floor = Candidates.Pipeline(new Candidates.StaticHeaderPolicy("Bearer " + token));
         var ours = Candidates.Pipeline(new Mistral.Auth.ClientModel.MistralAuthenticationPolicy(manager));
         return await TurnsAsync(
@@ -117,10 +112,8 @@ public static class Interleaved
         await app.StartAsync();
         var baseAddress = new Uri(app.Urls.First() + "/");
 
-        using var simulator = MistralApiSimulator.Start();
-        simulator.AccessTokenLifetime = TimeSpan.FromHours(1);
-        using var manager = new TokenManager(Candidates.Options(simulator));
-        var token = await manager.GetAccessTokenAsync();
+        using var warm = new Candidates.WarmManager();
+        var (manager, token) = (warm.Manager, warm.Token);
         using var bare = new HttpClient(new SocketsHttpHandler()) { BaseAddress = baseAddress };
         bare.DefaultRequestHeaders.Authorization = new AuthenticationHeaderValue("Bearer", token);
         using var ours = new HttpClient(new MistralAuthHandler(manager) { InnerHandler = new SocketsHttpHandler() }) { BaseAddress = baseAddress };

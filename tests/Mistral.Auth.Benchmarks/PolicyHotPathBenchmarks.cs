@@ -1,7 +1,6 @@
 using System.ClientModel.Primitives;
 using BenchmarkDotNet.Attributes;
 using Mistral.Auth.ClientModel;
-using Mistral.Auth.Testing;
 
 namespace Mistral.Auth.Benchmarks;
 
@@ -14,27 +13,23 @@ public class PolicyHotPathBenchmarks
 {
     private static readonly Uri RequestUri = new("http://127.0.0.1/v1/chat/completions");
 
-    private MistralApiSimulator _simulator = null!;
-    private TokenManager _manager = null!;
+    private Candidates.WarmManager _warm = null!;
     private ClientPipeline _floor = null!;
     private ClientPipeline _policy = null!;
 
     [GlobalSetup]
     public void Setup()
     {
-        _simulator = MistralApiSimulator.Start();
-        _simulator.AccessTokenLifetime = TimeSpan.FromHours(1);
-        _manager = new TokenManager(Candidates.Options(_simulator));
-        var token = _manager.GetAccessTokenAsync().AsTask().GetAwaiter().GetResult();
+        _warm = new Candidates.WarmManager();
+        var token = _warm.Token;
         _floor = Candidates.Pipeline(new Candidates.StaticHeaderPolicy("Bearer " + token));
-        _policy = Candidates.Pipeline(new MistralAuthenticationPolicy(_manager));
+        _policy = Candidates.Pipeline(new MistralAuthenticationPolicy(_warm.Manager));
     }
 
     [GlobalCleanup]
     public void Cleanup()
     {
-        _manager.Dispose();
-        _simulator.Dispose();
+        _warm.Dispose();
     }
 
     [Benchmark(Baseline = true, Description = "Floor: ClientPipeline + policy setting a precomputed header")]
