@@ -20,31 +20,15 @@ internal sealed class StoreWriteBehind(ITokenStore store, TimeProvider time, ILo
     private string? _expected;
     private bool _exchanging;
 
-    /// <summary>Gets whether a refresh token is waiting to be written.</summary>
-    public bool IsPending
-    {
-        get
-        {
-            lock (_gate)
-            {
-                return _pending is not null;
-            }
-        }
-    }
-
     /// <summary>Starts writing <paramref name="tokens"/> over <paramref name="expectedRefreshToken"/>; releases <paramref name="heldLock"/> once written.</summary>
+    /// <remarks>
+    /// Only a refresh that took the lock calls this, and no refresh takes the lock while a write is pending (it goes
+    /// through <see cref="TryBeginExchange"/> instead), so there is never a write in progress here.
+    /// </remarks>
     public void Start(IAsyncDisposable? heldLock, string? expectedRefreshToken, StoredTokens tokens)
     {
         lock (_gate)
         {
-            if (_pending is not null)
-            {
-                // Already writing (a refresh token rejected as a token, then another refresh): the newest wins.
-                _pending = tokens;
-                _ = ReleaseQuietlyAsync(heldLock, logger);
-                return;
-            }
-
             _pending = tokens;
             _expected = expectedRefreshToken;
         }
