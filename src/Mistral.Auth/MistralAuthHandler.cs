@@ -121,8 +121,9 @@ public sealed class MistralAuthHandler : DelegatingHandler
             return response;
         }
 
-        var retry = ResolveRetryAsync(request, sentTo, state, response, cancellationToken).AsTask().GetAwaiter().GetResult();
-        if (retry is not { } fresh || !ShouldResend(request, state, fresh, replayable, response))
+        var challenge = BearerChallenge.From(response);
+        var retry = ResolveRetryAsync(request, sentTo, state, response, challenge, cancellationToken).AsTask().GetAwaiter().GetResult();
+        if (retry is not { } fresh || !ShouldResend(request, state, fresh, replayable, response, challenge))
         {
             return response;
         }
@@ -188,8 +189,9 @@ public sealed class MistralAuthHandler : DelegatingHandler
             return response;
         }
 
-        var retry = await ResolveRetryAsync(request, sentTo, state, response, cancellationToken).ConfigureAwait(false);
-        if (retry is not { } fresh || !ShouldResend(request, state, fresh, replayable, response))
+        var challenge = BearerChallenge.From(response);
+        var retry = await ResolveRetryAsync(request, sentTo, state, response, challenge, cancellationToken).ConfigureAwait(false);
+        if (retry is not { } fresh || !ShouldResend(request, state, fresh, replayable, response, challenge))
         {
             return response;
         }
@@ -211,7 +213,12 @@ public sealed class MistralAuthHandler : DelegatingHandler
     /// once.
     /// </remarks>
     private async ValueTask<AccessTokenState?> ResolveRetryAsync(
-        HttpRequestMessage request, Uri? sentTo, AccessTokenState rejected, HttpResponseMessage response, CancellationToken cancellationToken)
+        HttpRequestMessage request,
+        Uri? sentTo,
+        AccessTokenState rejected,
+        HttpResponseMessage response,
+        BearerChallenge challenge,
+        CancellationToken cancellationToken)
     {
         var target = request.RequestUri;
         if (!MayCarryToken(target))
@@ -226,7 +233,6 @@ public sealed class MistralAuthHandler : DelegatingHandler
                 return await _tokenManager.GetStateAsync(cancellationToken).ConfigureAwait(false);
             }
 
-            var challenge = BearerChallenge.From(response);
             if (challenge.NewTokenCannotHelp)
             {
                 _logger.UnauthorizedNotRefreshed(challenge.ErrorTag, rejected.Fingerprint);
@@ -244,7 +250,7 @@ public sealed class MistralAuthHandler : DelegatingHandler
     }
 
     private bool ShouldResend(
-        HttpRequestMessage request, AccessTokenState rejected, AccessTokenState fresh, bool replayable, HttpResponseMessage response)
+        HttpRequestMessage request, AccessTokenState rejected, AccessTokenState fresh, bool replayable, HttpResponseMessage response, BearerChallenge challenge)
     {
         if (!replayable)
         {
@@ -252,7 +258,7 @@ public sealed class MistralAuthHandler : DelegatingHandler
             return false;
         }
 
-        var error = BearerChallenge.From(response).ErrorTag;
+        var error = challenge.ErrorTag;
         _logger.UnauthorizedRetried(error, rejected.Fingerprint, fresh.Fingerprint);
         _tokenManager.Telemetry.RequestRetries.Add(1);
         _tokenManager.Telemetry.Unauthorized.Add(1, new("error", error), new("outcome", "retried"));
