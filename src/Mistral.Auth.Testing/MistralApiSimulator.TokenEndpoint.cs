@@ -107,6 +107,20 @@ public sealed partial class MistralApiSimulator
     {
         string? id = fields.GetValueOrDefault("client_id");
         string? secret = fields.GetValueOrDefault("client_secret");
+        if (fields.GetValueOrDefault("client_assertion") is { } assertion)
+        {
+            lock (_clientAssertions)
+            {
+                _clientAssertions.Add(assertion);
+            }
+
+            var valid = secret is null
+                && fields.GetValueOrDefault("client_assertion_type") == "urn:ietf:params:oauth:client-assertion-type:jwt-bearer"
+                && ClientAssertionValidator?.Invoke(assertion) == true
+                && (id is null || id == ClientId);
+            return valid ? null : Json(401, """{"error":"invalid_client","error_description":"Client assertion rejected."}""");
+        }
+
         if (request.Headers?.TryGetValue("Authorization", out var authorization) == true
             && authorization.ToString() is { } header && header.StartsWith("Basic ", StringComparison.OrdinalIgnoreCase))
         {

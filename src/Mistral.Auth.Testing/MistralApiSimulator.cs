@@ -29,6 +29,7 @@ public sealed partial class MistralApiSimulator : IDisposable
     private readonly Queue<int> _injectedTokenFailures = new();
     private readonly List<string> _issuedAccessTokens = [];
     private readonly List<string> _issuedRefreshTokens = [];
+    private readonly List<string> _clientAssertions = [];
     private Random? _chaos;
     private double _chaosFailureRate;
     private int _tokenSequence;
@@ -69,6 +70,25 @@ public sealed partial class MistralApiSimulator : IDisposable
 
     /// <summary>Gets or sets whether a client that sends its id and no secret is accepted (a public client).</summary>
     public bool AllowPublicClients { get; set; }
+
+    /// <summary>
+    /// Gets or sets the check of client assertions (RFC 7523 §2.2, <c>private_key_jwt</c>): when set, a token request with
+    /// <c>client_assertion_type</c> <c>urn:ietf:params:oauth:client-assertion-type:jwt-bearer</c> authenticates the client
+    /// if this returns <see langword="true"/> for its <c>client_assertion</c>.
+    /// </summary>
+    public Func<string, bool>? ClientAssertionValidator { get; set; }
+
+    /// <summary>Gets every client assertion received, in order.</summary>
+    public IReadOnlyList<string> ClientAssertions
+    {
+        get
+        {
+            lock (_clientAssertions)
+            {
+                return [.. _clientAssertions];
+            }
+        }
+    }
 
     /// <summary>Gets the number of token requests that authenticated with HTTP Basic (client_secret_basic).</summary>
     public int BasicAuthenticatedRequests { get; private set; }

@@ -17,4 +17,17 @@ public enum ClientAuthenticationMethod
 
     /// <summary><c>none</c>: a public client, identified by <c>client_id</c> in the body and holding no secret.</summary>
     None = 2,
+
+    /// <summary>
+    /// <c>private_key_jwt</c> (RFC 7523 §2.2, OpenID Connect Core §9): a JWT signed with the client's private key, or one
+    /// supplied by <see cref="MistralAuthOptions.ClientAssertionProvider"/>, sent as <c>client_assertion</c>. A new
+    /// assertion is made for every request, retries included.
+    /// </summary>
+    PrivateKeyJwt = 3,
+
+    /// <summary>
+    /// Chosen from the other settings and, with <see cref="MistralAuthOptions.Authority"/>, from the server's
+    /// <c>token_endpoint_auth_methods_supported</c>. The default; see <see cref="MistralAuthOptions.ClientAuthentication"/>.
+    /// </summary>
+    Automatic = 4,
 }

@@ -160,7 +160,7 @@ public sealed class MistralAuthHandler : DelegatingHandler
 
         return _baseAddress?.Value is { IsAbsoluteUri: true } baseAddress
             ? new AllowedHostSet([baseAddress.IdnHost])
-            : new AllowedHostSet([settings.TokenEndpoint.IdnHost]);
+            : new AllowedHostSet([settings.DefaultApiHost]);
     }
 
     private async Task<HttpResponseMessage> SendSlowAsync(

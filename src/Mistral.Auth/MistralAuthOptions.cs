@@ -1,4 +1,5 @@
 using System.Globalization;
+using System.Security.Cryptography.X509Certificates;
 using Mistral.Auth.Internal;
 using Polly;
 
@@ -11,9 +12,30 @@ namespace Mistral.Auth;
 /// </remarks>
 public sealed class MistralAuthOptions
 {
+    private Uri? _tokenEndpoint;
+    private TokenRequestFormat? _tokenRequestFormat;
+
     /// <summary>Gets or sets the OAuth 2.0 token endpoint that refreshes the access token.</summary>
-    /// <value>Defaults to <c>https://api.mistral.ai/auth/token</c>. Must be HTTPS, except on a loopback address.</value>
-    public Uri TokenEndpoint { get; set; } = new(MistralAuthDefaults.TokenEndpoint);
+    /// <value>
+    /// Defaults to <c>https://api.mistral.ai/auth/token</c>. Must be HTTPS, except on a loopback address. Leave it unset
+    /// when <see cref="Authority"/> is set: the token endpoint then comes from the server's metadata.
+    /// </value>
+    public Uri TokenEndpoint
+    {
+        get => _tokenEndpoint ?? new Uri(MistralAuthDefaults.TokenEndpoint);
+        set => _tokenEndpoint = value;
+    }
+
+    /// <summary>
+    /// Gets or sets the authorization server's issuer identifier, from which the token endpoint and the supported
+    /// client authentication methods are discovered (RFC 8414, then OpenID Connect Discovery).
+    /// </summary>
+    /// <value>
+    /// No default. Must be HTTPS (plain HTTP only to a loopback address) and equal, character for character, the
+    /// <c>issuer</c> the server publishes (for example <c>https://login.microsoftonline.com/{tenant}/v2.0</c> or
+    /// <c>https://{tenant}.auth0.com/</c>, trailing slash included). Set either this or <see cref="TokenEndpoint"/>.
+    /// </value>
+    public Uri? Authority { get; set; }
 
     /// <summary>Gets or sets the OAuth 2.0 client identifier sent as <c>client_id</c>.</summary>
     /// <value>Required for the refresh_token and client_credentials grants. No default.</value>
@@ -83,15 +105,62 @@ public sealed class MistralAuthOptions
 
     /// <summary>Gets or sets how the client authenticates to the token endpoint.</summary>
     /// <value>
-    /// Defaults to <see cref="ClientAuthenticationMethod.ClientSecretPost"/> (credentials in the body, as the seed's JSON
-    /// shows). <see cref="ClientAuthenticationMethod.ClientSecretBasic"/> needs a <see cref="ClientSecret"/>;
-    /// <see cref="ClientAuthenticationMethod.None"/> must have none.
+    /// Defaults to <see cref="ClientAuthenticationMethod.Automatic"/>: a signing key or assertion provider means
+    /// <c>private_key_jwt</c>; a <see cref="ClientSecret"/> means <c>client_secret_post</c> (the seed's JSON body), or,
+    /// with <see cref="Authority"/>, <c>client_secret_basic</c> unless the server lists only <c>client_secret_post</c>;
+    /// neither means <c>none</c>. <see cref="ClientAuthenticationMethod.ClientSecretBasic"/> needs a
+    /// <see cref="ClientSecret"/>; <see cref="ClientAuthenticationMethod.None"/> must have none;
+    /// <see cref="ClientAuthenticationMethod.PrivateKeyJwt"/> needs exactly one of <see cref="ClientSigningKey"/>,
+    /// <see cref="ClientSigningCertificate"/> and <see cref="ClientAssertionProvider"/>.
     /// </value>
-    public ClientAuthenticationMethod ClientAuthentication { get; set; }
+    public ClientAuthenticationMethod ClientAuthentication { get; set; } = ClientAuthenticationMethod.Automatic;
+
+    /// <summary>
+    /// Gets or sets the private key that signs the client assertion of <c>private_key_jwt</c> (RFC 7523 §2.2): a PEM
+    /// private key (PKCS#8, PKCS#1 RSA or SEC1 EC) or a private JWK in JSON. RSA keys sign RS256 (or PS256), P-256 keys ES256.
+    /// </summary>
+    /// <value>No default. A secret: never logged, never shown by <see cref="ToString"/>.</value>
+    public string? ClientSigningKey { get; set; }
+
+    /// <summary>
+    /// Gets or sets a certificate with its private key (RSA or P-256) that signs the client assertion; its SHA-1 and
+    /// SHA-256 thumbprints go in the assertion's <c>x5t</c> and <c>x5t#S256</c> headers, as Entra ID expects.
+    /// </summary>
+    /// <value>No default. Set in code; the certificate stays the application's to dispose.</value>
+    public X509Certificate2? ClientSigningCertificate { get; set; }
+
+    /// <summary>Gets or sets the assertion's signing algorithm: <c>RS256</c>, <c>PS256</c> or <c>ES256</c>.</summary>
+    /// <value>Defaults to the JWK's <c>alg</c> if it has one, else <c>RS256</c> for an RSA key and <c>ES256</c> for a P-256 key.</value>
+    public string? ClientSigningAlgorithm { get; set; }
+
+    /// <summary>Gets or sets the <c>kid</c> header of the client assertion, naming the key the server registered.</summary>
+    /// <value>Defaults to the JWK's <c>kid</c>, if any; otherwise no <c>kid</c> is sent.</value>
+    public string? ClientSigningKeyId { get; set; }
+
+    /// <summary>Gets or sets the <c>aud</c> of the client assertion.</summary>
+    /// <value>
+    /// Defaults to the token endpoint URL (OpenID Connect Core §9); set it to the issuer for a server that asks for that.
+    /// </value>
+    public string? ClientAssertionAudience { get; set; }
+
+    /// <summary>
+    /// Gets or sets a callback that supplies a ready-made client assertion, sent with <c>client_assertion_type</c>
+    /// <c>urn:ietf:params:oauth:client-assertion-type:jwt-bearer</c>: workload identity, such as a Kubernetes projected
+    /// service-account token, a GitHub Actions OIDC token or an Entra ID federated credential.
+    /// </summary>
+    /// <value>No default. It is called for every token request, retries included, so it may return a fresh assertion each time.</value>
+    public Func<CancellationToken, ValueTask<string>>? ClientAssertionProvider { get; set; }
 
     /// <summary>Gets or sets how the refresh request is encoded.</summary>
-    /// <value>Defaults to <see cref="TokenRequestFormat.Json"/>, the body the Mistral documentation shows.</value>
-    public TokenRequestFormat TokenRequestFormat { get; set; } = TokenRequestFormat.Json;
+    /// <value>
+    /// Defaults to <see cref="TokenRequestFormat.Json"/>, the body the Mistral documentation shows; with
+    /// <see cref="Authority"/> set, to <see cref="TokenRequestFormat.Form"/>, which standard OAuth 2.0 servers require.
+    /// </value>
+    public TokenRequestFormat TokenRequestFormat
+    {
+        get => _tokenRequestFormat ?? (Authority is null ? TokenRequestFormat.Json : TokenRequestFormat.Form);
+        set => _tokenRequestFormat = value;
+    }
 
     /// <summary>Gets or sets the longest one refresh may take, all attempts included, before it fails.</summary>
     /// <value>Defaults to 30 seconds.</value>
@@ -141,15 +210,29 @@ public sealed class MistralAuthOptions
     /// <returns>A description of the settings that is safe to log.</returns>
     public override string ToString() => string.Create(
         CultureInfo.InvariantCulture,
-        $"TokenEndpoint={Shown(TokenEndpoint)}, ClientId={ClientId ?? "(null)"}, ClientSecret={Mask(ClientSecret)}, RefreshToken={Mask(RefreshToken)}, ApiKey={Mask(ApiKey)}, Scope={Scope ?? "(null)"}, Resources=[{string.Join(", ", Resources)}], Audience={Audience ?? "(null)"}, TokenRequestParameters=[{string.Join(", ", TokenRequestParameters.Keys)}], TokenSource={(TokenSource is null ? "(null)" : TokenSource.GetType().Name)}, RefreshBeforeExpiry={RefreshBeforeExpiry}, TokenRequestFormat={TokenRequestFormat}, ClientAuthentication={ClientAuthentication}, RefreshTimeout={RefreshTimeout}, RefreshRetryDelay={RefreshRetryDelay}, AllowedHosts=[{string.Join(", ", AllowedHosts)}], PreserveExistingAuthorization={PreserveExistingAuthorization}, Resilience=({Resilience})");
+        $"TokenEndpoint={Shown(TokenEndpoint)}, Authority={Shown(Authority)}, ClientId={ClientId ?? "(null)"}, ClientSecret={Mask(ClientSecret)}, RefreshToken={Mask(RefreshToken)}, ApiKey={Mask(ApiKey)}, Scope={Scope ?? "(null)"}, Resources=[{string.Join(", ", Resources)}], Audience={Audience ?? "(null)"}, TokenRequestParameters=[{string.Join(", ", TokenRequestParameters.Keys)}], TokenSource={(TokenSource is null ? "(null)" : TokenSource.GetType().Name)}, RefreshBeforeExpiry={RefreshBeforeExpiry}, TokenRequestFormat={TokenRequestFormat}, ClientAuthentication={ClientAuthentication}, ClientSigningKey={Mask(ClientSigningKey)}, ClientSigningCertificate={ClientSigningCertificate?.Thumbprint ?? "(null)"}, ClientSigningAlgorithm={ClientSigningAlgorithm ?? "(null)"}, ClientAssertionProvider={(ClientAssertionProvider is null ? "(null)" : "(set)")}, RefreshTimeout={RefreshTimeout}, RefreshRetryDelay={RefreshRetryDelay}, AllowedHosts=[{string.Join(", ", AllowedHosts)}], PreserveExistingAuthorization={PreserveExistingAuthorization}, Resilience=({Resilience})");
 
     /// <summary>Which way tokens are obtained, from the settings present.</summary>
     internal CredentialMode Mode =>
         TokenSource is not null ? CredentialMode.TokenSource
         : !string.IsNullOrWhiteSpace(ApiKey) ? CredentialMode.ApiKey
         : !string.IsNullOrWhiteSpace(RefreshToken) ? CredentialMode.RefreshToken
-        : !string.IsNullOrWhiteSpace(ClientId) && !string.IsNullOrWhiteSpace(ClientSecret) ? CredentialMode.ClientCredentials
+        : !string.IsNullOrWhiteSpace(ClientId) && AuthenticatesClient ? CredentialMode.ClientCredentials
         : CredentialMode.None;
+
+    /// <summary>Whether some client credential is set: a secret, a signing key or certificate, or an assertion provider.</summary>
+    internal bool AuthenticatesClient =>
+        !string.IsNullOrWhiteSpace(ClientSecret) || HasAssertionSettings;
+
+    /// <summary>Whether any setting of <c>private_key_jwt</c> is present.</summary>
+    internal bool HasAssertionSettings =>
+        !string.IsNullOrWhiteSpace(ClientSigningKey) || ClientSigningCertificate is not null || ClientAssertionProvider is not null;
+
+    /// <summary>Whether <see cref="TokenEndpoint"/> was set rather than defaulted.</summary>
+    internal bool HasExplicitTokenEndpoint => _tokenEndpoint is not null;
+
+    /// <summary>The host the access token goes to by default: the authority's, else the token endpoint's.</summary>
+    internal string DefaultApiHost => Authority is { IsAbsoluteUri: true } authority ? authority.IdnHost : TokenEndpoint.IdnHost;
 
     private static string Mask(string? secret) => secret is null ? "(null)" : "***";
 
@@ -171,7 +254,9 @@ public sealed class MistralAuthOptions
     {
         var copy = new MistralAuthOptions
         {
-            TokenEndpoint = TokenEndpoint,
+            _tokenEndpoint = _tokenEndpoint,
+            _tokenRequestFormat = _tokenRequestFormat,
+            Authority = Authority,
             ClientId = TrimLineBreaks(ClientId),
             ClientSecret = TrimLineBreaks(ClientSecret),
             RefreshToken = TrimLineBreaks(RefreshToken),
@@ -179,8 +264,13 @@ public sealed class MistralAuthOptions
             Scope = Scope,
             TokenSource = TokenSource,
             RefreshBeforeExpiry = RefreshBeforeExpiry,
-            TokenRequestFormat = TokenRequestFormat,
             ClientAuthentication = ClientAuthentication,
+            ClientSigningKey = ClientSigningKey,
+            ClientSigningCertificate = ClientSigningCertificate,
+            ClientSigningAlgorithm = ClientSigningAlgorithm,
+            ClientSigningKeyId = ClientSigningKeyId,
+            ClientAssertionAudience = ClientAssertionAudience,
+            ClientAssertionProvider = ClientAssertionProvider,
             RefreshTimeout = RefreshTimeout,
             RefreshRetryDelay = RefreshRetryDelay,
             ConfigureResiliencePipeline = ConfigureResiliencePipeline,

@@ -31,6 +31,7 @@ public sealed class TokenManager : IDisposable
     private readonly TimeProvider _time;
     private readonly ILogger _logger;
     private readonly HttpClient? _ownedHttpClient;
+    private readonly ClientAuthenticator _clientAuthenticator;
     private readonly CancellationTokenSource _disposed = new();
     private readonly object _gate = new();
     private readonly RefreshSchedule _schedule;
@@ -108,13 +109,18 @@ public sealed class TokenManager : IDisposable
         _logger = (ILogger?)loggerFactory?.CreateLogger<TokenManager>() ?? NullLogger.Instance;
         Telemetry = MistralAuthTelemetry.Create(meterFactory);
         _schedule = new RefreshSchedule(_time, _options.RefreshBeforeExpiry, _options.RefreshRetryDelay);
-        _telemetry = new RefreshTelemetry(_logger, Telemetry, _options.TokenEndpoint, _time);
+        _telemetry = new RefreshTelemetry(_logger, Telemetry, _options.Authority ?? _options.TokenEndpoint, _time);
         var mode = _options.Mode;
         _credentials = new ClientCredentialState(new ClientCredentials(
             _options.ClientId ?? string.Empty,
             _options.ClientSecret,
             mode == CredentialMode.RefreshToken ? _options.RefreshToken : null));
-        var endpoint = new TokenEndpointClient(httpClientFactory, _options, TokenEndpointPipeline.Create(_options, _time, _logger));
+        _clientAuthenticator = new ClientAuthenticator(_options, _time);
+        var discovery = _options.Authority is { } authority
+            ? new AuthorizationServerDiscovery(httpClientFactory, authority, _time, _logger)
+            : null;
+        var endpoint = new TokenEndpointClient(
+            httpClientFactory, _options, TokenEndpointPipeline.Create(_options, _time, _logger), _clientAuthenticator, discovery);
         _endpointForMessages = endpoint.EndpointForMessages;
         _acquirer = mode switch
         {
@@ -272,6 +278,7 @@ public sealed class TokenManager : IDisposable
         }
 
         _ownedHttpClient?.Dispose();
+        _clientAuthenticator.Dispose();
     }
 
     /// <summary>The token state for the handler: the same rules as <see cref="GetAccessTokenAsync"/>.</summary>

@@ -87,7 +87,7 @@ public class ClientAuthenticationTests
     [Theory]
     [InlineData(ClientAuthenticationMethod.ClientSecretBasic, null, "ClientSecretBasic but there is no ClientSecret")]
     [InlineData(ClientAuthenticationMethod.None, "a-secret", "None (a public client) but a ClientSecret is set")]
-    [InlineData((ClientAuthenticationMethod)42, "a-secret", "must be ClientSecretPost, ClientSecretBasic or None")]
+    [InlineData((ClientAuthenticationMethod)42, "a-secret", "must be Automatic, ClientSecretPost, ClientSecretBasic, PrivateKeyJwt or None")]
     public void InvalidCombination_FailsAtStartNamingTheSettings(ClientAuthenticationMethod method, string? secret, string expected)
     {
         var options = new MistralAuthOptions { ClientId = "c", RefreshToken = "r", ClientSecret = secret, ClientAuthentication = method };

@@ -21,28 +21,76 @@ internal sealed class MistralAuthOptionsValidator : IValidateOptions<MistralAuth
         CheckTiming(options, failures);
         CheckResilience(options.Resilience, failures);
         CheckHostsAndFormat(options, failures);
+        CheckClientAuthentication(options, failures);
         CheckTokenRequestParameters(options, failures);
         return failures;
     }
 
-    private static void CheckTokenRequestParameters(MistralAuthOptions options, List<string> failures)
+    /// <summary>The client authentication method against the settings it needs (RFC 6749 §2.3, RFC 7523 §2.2).</summary>
+    private static void CheckClientAuthentication(MistralAuthOptions options, List<string> failures)
     {
         var usesEndpoint = options.Mode is CredentialMode.RefreshToken or CredentialMode.ClientCredentials;
+        var hasSecret = !string.IsNullOrEmpty(options.ClientSecret);
+        var assertionSources = (string.IsNullOrWhiteSpace(options.ClientSigningKey) ? 0 : 1)
+            + (options.ClientSigningCertificate is null ? 0 : 1)
+            + (options.ClientAssertionProvider is null ? 0 : 1);
         switch (options.ClientAuthentication)
         {
-            case ClientAuthenticationMethod.ClientSecretBasic when usesEndpoint && string.IsNullOrEmpty(options.ClientSecret):
+            case ClientAuthenticationMethod.ClientSecretBasic when usesEndpoint && !hasSecret:
                 failures.Add("MistralAuthOptions.ClientAuthentication is ClientSecretBasic but there is no ClientSecret to send.");
                 break;
-            case ClientAuthenticationMethod.None when !string.IsNullOrEmpty(options.ClientSecret):
+            case ClientAuthenticationMethod.None when hasSecret:
                 failures.Add("MistralAuthOptions.ClientAuthentication is None (a public client) but a ClientSecret is set: remove it, or choose ClientSecretPost or ClientSecretBasic.");
                 break;
-            case ClientAuthenticationMethod.ClientSecretPost or ClientAuthenticationMethod.ClientSecretBasic or ClientAuthenticationMethod.None:
+            case ClientAuthenticationMethod.PrivateKeyJwt when assertionSources != 1:
+                failures.Add("MistralAuthOptions.ClientAuthentication is PrivateKeyJwt: set exactly one of ClientSigningKey, ClientSigningCertificate and ClientAssertionProvider.");
+                break;
+            case ClientAuthenticationMethod.Automatic when assertionSources > 1:
+                failures.Add("MistralAuthOptions.ClientSigningKey, ClientSigningCertificate and ClientAssertionProvider are alternatives: set only one.");
+                break;
+            case ClientAuthenticationMethod.ClientSecretPost or ClientAuthenticationMethod.ClientSecretBasic or ClientAuthenticationMethod.None
+                or ClientAuthenticationMethod.PrivateKeyJwt or ClientAuthenticationMethod.Automatic:
                 break;
             default:
-                failures.Add("MistralAuthOptions.ClientAuthentication must be ClientSecretPost, ClientSecretBasic or None.");
-                break;
+                failures.Add("MistralAuthOptions.ClientAuthentication must be Automatic, ClientSecretPost, ClientSecretBasic, PrivateKeyJwt or None.");
+                return;
         }
 
+        var assertion = options.ClientAuthentication is ClientAuthenticationMethod.PrivateKeyJwt or ClientAuthenticationMethod.Automatic;
+        if (assertionSources > 0 && !assertion)
+        {
+            failures.Add($"MistralAuthOptions.ClientAuthentication is {options.ClientAuthentication}, which sends no client assertion, but ClientSigningKey, ClientSigningCertificate or ClientAssertionProvider is set: choose PrivateKeyJwt, or remove them.");
+        }
+
+        if (assertionSources > 0 && hasSecret)
+        {
+            failures.Add("MistralAuthOptions.ClientSecret is set together with a client assertion (ClientSigningKey, ClientSigningCertificate or ClientAssertionProvider): a client authenticates one way; remove one.");
+        }
+
+        if (options.ClientAssertionProvider is not null && (options.ClientSigningAlgorithm is not null || options.ClientSigningKeyId is not null))
+        {
+            failures.Add("MistralAuthOptions.ClientSigningAlgorithm and ClientSigningKeyId apply to a key the package signs with, not to a ClientAssertionProvider's assertions.");
+        }
+
+        if (options.ClientSigningAlgorithm is { } algorithm && algorithm is not ("RS256" or "PS256" or "ES256"))
+        {
+            failures.Add($"MistralAuthOptions.ClientSigningAlgorithm '{algorithm}' is not supported: use RS256, PS256 or ES256.");
+        }
+        else if (assertionSources == 1 && options.ClientAssertionProvider is null)
+        {
+            try
+            {
+                ClientSigningKey.Load(options)?.Dispose();
+            }
+            catch (ArgumentException ex)
+            {
+                failures.Add(ex.Message);
+            }
+        }
+    }
+
+    private static void CheckTokenRequestParameters(MistralAuthOptions options, List<string> failures)
+    {
         foreach (var resource in options.Resources)
         {
             if (resource is null || !resource.IsAbsoluteUri || resource.Fragment.Length > 0)
@@ -63,6 +111,7 @@ internal sealed class MistralAuthOptionsValidator : IValidateOptions<MistralAuth
 
     private static void CheckEndpointAndKey(MistralAuthOptions options, List<string> failures)
     {
+        CheckAuthority(options, failures);
         if (options.TokenEndpoint is null)
         {
             failures.Add("MistralAuthOptions.TokenEndpoint is required.");
@@ -89,12 +138,39 @@ internal sealed class MistralAuthOptionsValidator : IValidateOptions<MistralAuth
         }
     }
 
+    /// <summary>The issuer to discover from (RFC 8414 §2): HTTPS, no query or fragment, and not together with a TokenEndpoint.</summary>
+    private static void CheckAuthority(MistralAuthOptions options, List<string> failures)
+    {
+        if (options.Authority is not { } authority)
+        {
+            return;
+        }
+
+        if (options.HasExplicitTokenEndpoint)
+        {
+            failures.Add("MistralAuthOptions.Authority and TokenEndpoint are both set: set Authority to discover the token endpoint, or TokenEndpoint to name it, not both.");
+        }
+
+        if (!authority.IsAbsoluteUri)
+        {
+            failures.Add("MistralAuthOptions.Authority must be an absolute URI, the issuer identifier exactly as the server publishes it.");
+        }
+        else if (authority.Scheme != Uri.UriSchemeHttps && !(authority.Scheme == Uri.UriSchemeHttp && IsLoopback(authority)))
+        {
+            failures.Add("MistralAuthOptions.Authority must use HTTPS (plain HTTP is allowed only to a loopback address).");
+        }
+        else if (authority.Query.Length > 0 || authority.Fragment.Length > 0 || authority.UserInfo.Length > 0)
+        {
+            failures.Add("MistralAuthOptions.Authority must have no query, fragment or user information (RFC 8414 §2).");
+        }
+    }
+
     private static void CheckCredentials(MistralAuthOptions options, List<string> failures)
     {
         switch (options.Mode)
         {
             case CredentialMode.None:
-                failures.Add("No credential is configured: set MistralAuthOptions.ApiKey; or RefreshToken with ClientId (refresh_token grant); or ClientId with ClientSecret (client_credentials grant); or a TokenSource.");
+                failures.Add("No credential is configured: set MistralAuthOptions.ApiKey; or RefreshToken with ClientId (refresh_token grant); or ClientId with ClientSecret, ClientSigningKey, ClientSigningCertificate or ClientAssertionProvider (client_credentials grant); or a TokenSource.");
                 break;
             case CredentialMode.ApiKey when !string.IsNullOrWhiteSpace(options.RefreshToken) || !string.IsNullOrWhiteSpace(options.ClientSecret):
                 failures.Add("MistralAuthOptions.ApiKey is set together with RefreshToken or ClientSecret: choose the API key or the OAuth credentials, not both.");

@@ -115,4 +115,12 @@ internal static partial class Log
     [LoggerMessage(EventId = 26, EventName = "ApiKeyIgnored", Level = LogLevel.Warning,
         Message = "The reloaded configuration's API key is empty or has white space, control or non-ASCII characters inside it; the key in use is kept")]
     public static partial void ApiKeyIgnored(this ILogger logger);
+
+    [LoggerMessage(EventId = 28, EventName = "MetadataDiscovered", Level = LogLevel.Information,
+        Message = "Authorization server metadata for {Issuer}: token endpoint {TokenEndpoint}, client authentication methods [{AuthMethods}]")]
+    public static partial void MetadataDiscovered(this ILogger logger, string issuer, string tokenEndpoint, string authMethods);
+
+    [LoggerMessage(EventId = 29, EventName = "MetadataSuspect", Level = LogLevel.Warning,
+        Message = "The token endpoint of {Issuer} answered as if it had moved; its metadata is fetched again before the next token request")]
+    public static partial void MetadataSuspect(this ILogger logger, string issuer);
 }

@@ -14,20 +14,32 @@ internal sealed class TokenEndpointClient
     private readonly Func<HttpClient> _httpClientFactory;
     private readonly MistralAuthOptions _options;
     private readonly ResiliencePipeline<HttpResponseMessage> _pipeline;
-    private readonly string _endpointForMessages;
-    private readonly TokenResponseReader _reader;
+    private readonly ClientAuthenticator _authenticator;
+    private readonly TokenEndpointTarget? _configured;
+    private readonly AuthorizationServerDiscovery? _discovery;
 
     public TokenEndpointClient(
-        Func<HttpClient> httpClientFactory, MistralAuthOptions options, ResiliencePipeline<HttpResponseMessage> pipeline)
+        Func<HttpClient> httpClientFactory,
+        MistralAuthOptions options,
+        ResiliencePipeline<HttpResponseMessage> pipeline,
+        ClientAuthenticator authenticator,
+        AuthorizationServerDiscovery? discovery)
     {
         _httpClientFactory = httpClientFactory;
         _options = options;
         _pipeline = pipeline;
-        _endpointForMessages = ForMessages(options.TokenEndpoint);
-        _reader = new TokenResponseReader(_endpointForMessages);
+        _authenticator = authenticator;
+        _discovery = discovery;
+        if (discovery is null)
+        {
+            _configured = new TokenEndpointTarget(options.TokenEndpoint, options.TokenEndpoint.AbsoluteUri, null);
+        }
+
+        EndpointForMessages = _configured?.ForMessages ?? $"of {ForMessages(options.Authority!)}";
     }
 
-    public string EndpointForMessages => _endpointForMessages;
+    /// <summary>The configured token endpoint, or the authority it is discovered from, as messages show it.</summary>
+    public string EndpointForMessages { get; }
 
     /// <summary>An endpoint as messages and logs show it: scheme, host, port and path; never user information or a query.</summary>
     public static string ForMessages(Uri endpoint) =>
@@ -39,18 +51,24 @@ internal sealed class TokenEndpointClient
     /// <exception cref="MistralAuthException">The endpoint could not be reached or refused, or its answer is unusable.</exception>
     public async Task<TokenResponse> RefreshAsync(ClientCredentials credentials, CancellationToken cancellationToken)
     {
+        var target = _configured ?? await _discovery!.GetAsync(cancellationToken).ConfigureAwait(false);
         var attempts = new AttemptCount();
-        var response = await SendAsync(credentials, attempts, cancellationToken).ConfigureAwait(false);
+        var response = await SendAsync(target, credentials, attempts, cancellationToken).ConfigureAwait(false);
         using (response)
         {
-            ThrowIfRedirected(response);
+            if ((int)response.StatusCode is (>= 300 and < 400) or 404 or 405 or 410)
+            {
+                _discovery?.Suspect();
+            }
+
+            ThrowIfRedirected(target, response);
             var body = await response.Content.ReadAsByteArrayAsync(cancellationToken).ConfigureAwait(false);
             if (response.IsSuccessStatusCode)
             {
-                return _reader.ReadSuccess(response, body, credentials);
+                return target.Reader.ReadSuccess(response, body, credentials);
             }
 
-            var error = _reader.ReadError(response, body, credentials, attempts.Value);
+            var error = target.Reader.ReadError(response, body, credentials, attempts.Value);
             if (error.Error == "invalid_grant" && attempts.Value > 1)
             {
                 throw new MistralAuthException(
@@ -67,7 +85,8 @@ internal sealed class TokenEndpointClient
     }
 
     /// <summary>Posts the request through the resilience pipeline; a failure that leaves no answer is a typed error.</summary>
-    private async Task<HttpResponseMessage> SendAsync(ClientCredentials credentials, AttemptCount attempts, CancellationToken cancellationToken)
+    private async Task<HttpResponseMessage> SendAsync(
+        TokenEndpointTarget target, ClientCredentials credentials, AttemptCount attempts, CancellationToken cancellationToken)
     {
         try
         {
@@ -75,12 +94,13 @@ internal sealed class TokenEndpointClient
                 async token =>
                 {
                     attempts.Value++;
-                    using var request = new HttpRequestMessage(HttpMethod.Post, _options.TokenEndpoint)
+                    var proof = await _authenticator.ProveAsync(credentials, target, token).ConfigureAwait(false);
+                    using var request = new HttpRequestMessage(HttpMethod.Post, target.Endpoint)
                     {
-                        Content = TokenRequestContent.Create(credentials, _options),
+                        Content = TokenRequestContent.Create(credentials, proof, _options),
                     };
                     request.Headers.Accept.Add(AcceptJson);
-                    request.Headers.Authorization = TokenRequestContent.BasicAuthorization(credentials, _options);
+                    request.Headers.Authorization = proof.Authorization;
                     HttpResponseMessage attemptResponse;
                     try
                     {
@@ -100,19 +120,24 @@ internal sealed class TokenEndpointClient
         }
         catch (HttpRequestException ex)
         {
+            if (ex.HttpRequestError is HttpRequestError.NameResolutionError or HttpRequestError.ConnectionError)
+            {
+                _discovery?.Suspect();
+            }
+
             throw new MistralAuthException(
-                $"The token endpoint {_endpointForMessages} could not be reached ({Describe(ex)}) after {Attempts(attempts.Value)}.", ex);
+                $"The token endpoint {target.ForMessages} could not be reached ({Describe(ex)}) after {Attempts(attempts.Value)}.", ex);
         }
         catch (TimeoutRejectedException ex)
         {
             throw new MistralAuthException(
-                $"The token endpoint {_endpointForMessages} did not answer within the attempt timeout of {_options.Resilience.AttemptTimeout} ({Attempts(attempts.Value)}).", ex);
+                $"The token endpoint {target.ForMessages} did not answer within the attempt timeout of {_options.Resilience.AttemptTimeout} ({Attempts(attempts.Value)}).", ex);
         }
         catch (BrokenCircuitException ex)
         {
             var retryAfter = ex.RetryAfter is { } after ? $" for another {after}" : string.Empty;
             throw new MistralAuthException(
-                $"The token endpoint {_endpointForMessages} has been failing repeatedly, so it is not being called{retryAfter} (circuit breaker open).", ex);
+                $"The token endpoint {target.ForMessages} has been failing repeatedly, so it is not being called{retryAfter} (circuit breaker open).", ex);
         }
     }
 
@@ -127,7 +152,7 @@ internal sealed class TokenEndpointClient
     /// and an answer from there would be taken as a token. The back-channel is built not to follow redirects; a client
     /// supplied by the application may, and then the answer is refused because it came from elsewhere.
     /// </summary>
-    private void ThrowIfRedirected(HttpResponseMessage response)
+    private static void ThrowIfRedirected(TokenEndpointTarget target, HttpResponseMessage response)
     {
         var status = (int)response.StatusCode;
         if (status is >= 300 and < 400)
@@ -137,17 +162,17 @@ internal sealed class TokenEndpointClient
                 ? "without a Location"
                 : location.IsAbsoluteUri ? $"to host {location.IdnHost}" : $"to a path on the same host";
             throw new MistralAuthException(
-                $"The token endpoint {_endpointForMessages} answered {TokenResponseReader.Status(response)}, a redirect {where}. Redirects are not followed, so the credentials go only to the configured TokenEndpoint: set TokenEndpoint to the address the server redirects to if it is legitimate.")
+                $"The token endpoint {target.ForMessages} answered {TokenResponseReader.Status(response)}, a redirect {where}. Redirects are not followed, so the credentials go only to the configured TokenEndpoint: set TokenEndpoint to the address the server redirects to if it is legitimate.")
             {
                 StatusCode = status,
             };
         }
 
         var answeredBy = response.RequestMessage?.RequestUri;
-        if (answeredBy is not null && !Uri.Equals(answeredBy, _options.TokenEndpoint))
+        if (answeredBy is not null && !Uri.Equals(answeredBy, target.Endpoint))
         {
             throw new MistralAuthException(
-                $"The token endpoint {_endpointForMessages} was redirected to host {answeredBy.IdnHost} by the HttpClient's handler, which follows redirects; its answer was not used. Give the token endpoint client a handler with AllowAutoRedirect = false.")
+                $"The token endpoint {target.ForMessages} was redirected to host {answeredBy.IdnHost} by the HttpClient's handler, which follows redirects; its answer was not used. Give the token endpoint client a handler with AllowAutoRedirect = false.")
             {
                 StatusCode = status,
             };
@@ -216,8 +241,8 @@ internal sealed class TokenEndpointClient
         }
     }
 
-    private MistralAuthException TooLarge(HttpResponseMessage response) =>
-        new($"The token endpoint {_endpointForMessages} answered {TokenResponseReader.Status(response)} with a body larger than {MistralAuthDefaults.MaxTokenResponseBytes / 1024} KiB; a token response is far smaller, so it was not read.")
+    private static MistralAuthException TooLarge(HttpResponseMessage response) =>
+        new($"The token endpoint {(response.RequestMessage?.RequestUri is { } uri ? ForMessages(uri) : "(unknown)")} answered {TokenResponseReader.Status(response)} with a body larger than {MistralAuthDefaults.MaxTokenResponseBytes / 1024} KiB; a token response is far smaller, so it was not read.")
         {
             StatusCode = (int)response.StatusCode,
         };

@@ -19,13 +19,9 @@ internal static class TokenRequestContent
         "scope", "resource", "audience",
     };
 
-    public static HttpContent Create(ClientCredentials credentials, MistralAuthOptions options)
+    public static HttpContent Create(ClientCredentials credentials, ClientProof proof, MistralAuthOptions options)
     {
         var grant = credentials.RefreshToken is null ? "client_credentials" : "refresh_token";
-
-        // With HTTP Basic the credentials travel in the header only (RFC 6749 §2.3.1); a public client sends no secret.
-        var inBody = options.ClientAuthentication != ClientAuthenticationMethod.ClientSecretBasic;
-        var secret = options.ClientAuthentication == ClientAuthenticationMethod.None ? null : credentials.ClientSecret;
         if (options.TokenRequestFormat == TokenRequestFormat.Form)
         {
             var fields = new List<KeyValuePair<string, string>>(8) { new("grant_type", grant) };
@@ -34,13 +30,9 @@ internal static class TokenRequestContent
                 fields.Add(new("refresh_token", credentials.RefreshToken));
             }
 
-            if (inBody)
+            foreach (var (name, value) in ClientFields(proof))
             {
-                fields.Add(new("client_id", credentials.ClientId));
-                if (secret is not null)
-                {
-                    fields.Add(new("client_secret", secret));
-                }
+                fields.Add(new(name, value));
             }
 
             foreach (var (name, value) in Optional(options))
@@ -56,13 +48,9 @@ internal static class TokenRequestContent
         using (var writer = new Utf8JsonWriter(buffer))
         {
             writer.WriteStartObject();
-            if (inBody)
+            foreach (var (name, value) in ClientFields(proof))
             {
-                writer.WriteString("client_id", credentials.ClientId);
-                if (secret is not null)
-                {
-                    writer.WriteString("client_secret", secret);
-                }
+                writer.WriteString(name, value);
             }
 
             writer.WriteString("grant_type", grant);
@@ -80,19 +68,24 @@ internal static class TokenRequestContent
         return content;
     }
 
-    /// <summary>
-    /// The HTTP Basic header of <c>client_secret_basic</c>: <c>base64(urlencode(client_id) ":" urlencode(secret))</c>,
-    /// each part form-urlencoded first as RFC 6749 §2.3.1 requires; <see langword="null"/> for the other methods.
-    /// </summary>
-    public static AuthenticationHeaderValue? BasicAuthorization(ClientCredentials credentials, MistralAuthOptions options)
+    /// <summary>The client's credentials in the body: id, then secret or assertion (none with HTTP Basic).</summary>
+    private static IEnumerable<(string Name, string Value)> ClientFields(ClientProof proof)
     {
-        if (options.ClientAuthentication != ClientAuthenticationMethod.ClientSecretBasic || credentials.ClientSecret is null)
+        if (proof.ClientId is { } id)
         {
-            return null;
+            yield return ("client_id", id);
         }
 
-        var pair = $"{FormEncode(credentials.ClientId)}:{FormEncode(credentials.ClientSecret)}";
-        return new AuthenticationHeaderValue("Basic", Convert.ToBase64String(System.Text.Encoding.UTF8.GetBytes(pair)));
+        if (proof.ClientSecret is { } secret)
+        {
+            yield return ("client_secret", secret);
+        }
+
+        if (proof.ClientAssertion is { } assertion)
+        {
+            yield return ("client_assertion_type", ClientAuthenticator.JwtBearerAssertionType);
+            yield return ("client_assertion", assertion);
+        }
     }
 
     /// <summary>application/x-www-form-urlencoded, as <see cref="FormUrlEncodedContent"/> writes it: <c>+</c> for a space.</summary>

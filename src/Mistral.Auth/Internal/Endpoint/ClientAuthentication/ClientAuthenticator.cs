@@ -1,0 +1,176 @@
+using System.Net.Http.Headers;
+using System.Security.Cryptography;
+using System.Text;
+using System.Text.Json;
+using Microsoft.IdentityModel.Tokens;
+
+namespace Mistral.Auth.Internal;
+
+/// <summary>
+/// Authenticates the client to the token endpoint by the method the settings choose (RFC 6749 §2.3, RFC 7523 §2.2,
+/// OpenID Connect Core §9): a secret in the body or in HTTP Basic, a signed or supplied assertion, or nothing.
+/// </summary>
+internal sealed class ClientAuthenticator : IDisposable
+{
+    /// <summary>The <c>client_assertion_type</c> of a JWT assertion (RFC 7523 §2.2).</summary>
+    public const string JwtBearerAssertionType = "urn:ietf:params:oauth:client-assertion-type:jwt-bearer";
+
+    private static readonly TimeSpan AssertionLifetime = TimeSpan.FromSeconds(60);
+
+    private readonly MistralAuthOptions _options;
+    private readonly ClientSigningKey? _key;
+    private readonly TimeProvider _time;
+
+    public ClientAuthenticator(MistralAuthOptions options, TimeProvider time)
+    {
+        _options = options;
+        _time = time;
+        _key = ClientSigningKey.Load(options);
+    }
+
+    /// <summary>
+    /// The method used: the configured one, or for <see cref="ClientAuthenticationMethod.Automatic"/> the one the
+    /// settings point to, within what the server lists when its metadata is known.
+    /// </summary>
+    /// <param name="serverMethods">The server's <c>token_endpoint_auth_methods_supported</c>; <see langword="null"/> without discovery.</param>
+    public ClientAuthenticationMethod Resolve(IReadOnlyCollection<string>? serverMethods)
+    {
+        if (_options.ClientAuthentication != ClientAuthenticationMethod.Automatic)
+        {
+            return _options.ClientAuthentication;
+        }
+
+        if (_options.HasAssertionSettings)
+        {
+            return ClientAuthenticationMethod.PrivateKeyJwt;
+        }
+
+        if (string.IsNullOrEmpty(_options.ClientSecret))
+        {
+            return ClientAuthenticationMethod.None;
+        }
+
+        // Without metadata, the seed's body; with it, HTTP Basic, which every server must support (RFC 6749 §2.3.1),
+        // unless the server lists client_secret_post and not Basic.
+        if (serverMethods is null)
+        {
+            return ClientAuthenticationMethod.ClientSecretPost;
+        }
+
+        return serverMethods.Contains("client_secret_post") && !serverMethods.Contains("client_secret_basic")
+            ? ClientAuthenticationMethod.ClientSecretPost
+            : ClientAuthenticationMethod.ClientSecretBasic;
+    }
+
+    /// <summary>Builds the client authentication of one request: a new assertion each time, retries included.</summary>
+    /// <exception cref="MistralAuthException">The assertion provider failed or returned something that is not a JWT.</exception>
+    public async ValueTask<ClientProof> ProveAsync(
+        ClientCredentials credentials, TokenEndpointTarget target, CancellationToken cancellationToken)
+    {
+        switch (Resolve(target.AuthMethods))
+        {
+            case ClientAuthenticationMethod.ClientSecretBasic when credentials.ClientSecret is not null:
+                var pair = $"{TokenRequestContent.FormEncode(credentials.ClientId)}:{TokenRequestContent.FormEncode(credentials.ClientSecret)}";
+                return new ClientProof(null, null, null, new AuthenticationHeaderValue("Basic", Convert.ToBase64String(Encoding.UTF8.GetBytes(pair))));
+            case ClientAuthenticationMethod.PrivateKeyJwt:
+                var assertion = _key is not null
+                    ? Sign(credentials.ClientId, _options.ClientAssertionAudience ?? target.Address)
+                    : await SuppliedAsync(cancellationToken).ConfigureAwait(false);
+                return new ClientProof(credentials.ClientId, null, assertion, null);
+            case ClientAuthenticationMethod.None:
+                return new ClientProof(credentials.ClientId, null, null, null);
+            default:
+                return new ClientProof(credentials.ClientId, credentials.ClientSecret, null, null);
+        }
+    }
+
+    public void Dispose() => _key?.Dispose();
+
+    /// <summary>A JWT signed with the client's key: <c>iss</c> = <c>sub</c> = client id, a fresh <c>jti</c>, 60 seconds of life.</summary>
+    private string Sign(string clientId, string audience)
+    {
+        var key = _key!;
+        var now = _time.GetUtcNow().ToUnixTimeSeconds();
+        var header = Json(writer =>
+        {
+            writer.WriteString("alg", key.Algorithm);
+            writer.WriteString("typ", "JWT");
+            if (key.KeyId is { } kid)
+            {
+                writer.WriteString("kid", kid);
+            }
+
+            if (key.Sha1Thumbprint is { } x5t)
+            {
+                writer.WriteString("x5t", x5t);
+                writer.WriteString("x5t#S256", key.Sha256Thumbprint);
+            }
+        });
+        var payload = Json(writer =>
+        {
+            writer.WriteString("iss", clientId);
+            writer.WriteString("sub", clientId);
+            writer.WriteString("aud", audience);
+            writer.WriteString("jti", Base64UrlEncoder.Encode(RandomNumberGenerator.GetBytes(16)));
+            writer.WriteNumber("iat", now);
+            writer.WriteNumber("nbf", now);
+            writer.WriteNumber("exp", now + (long)AssertionLifetime.TotalSeconds);
+        });
+        var signingInput = $"{Base64UrlEncoder.Encode(header)}.{Base64UrlEncoder.Encode(payload)}";
+        return $"{signingInput}.{Base64UrlEncoder.Encode(key.Sign(Encoding.ASCII.GetBytes(signingInput)))}";
+    }
+
+    private async ValueTask<string> SuppliedAsync(CancellationToken cancellationToken)
+    {
+        string? assertion;
+        try
+        {
+            assertion = await _options.ClientAssertionProvider!(cancellationToken).ConfigureAwait(false);
+        }
+        catch (Exception ex) when (ex is not OperationCanceledException)
+        {
+            throw new MistralAuthException(
+                $"MistralAuthOptions.ClientAssertionProvider failed ({ex.GetType().Name}), so no token request was sent.", ex);
+        }
+
+        assertion = assertion?.Trim();
+        if (string.IsNullOrEmpty(assertion) || !IsCompactJwt(assertion))
+        {
+            throw new MistralAuthException(
+                "MistralAuthOptions.ClientAssertionProvider returned " + (string.IsNullOrEmpty(assertion) ? "nothing" : "a value that is not a compact JWT (base64url segments joined by dots)") + ", so no token request was sent.");
+        }
+
+        return assertion;
+    }
+
+    private static bool IsCompactJwt(string value)
+    {
+        var dots = 0;
+        foreach (var c in value)
+        {
+            if (c == '.')
+            {
+                dots++;
+            }
+            else if (!char.IsAsciiLetterOrDigit(c) && c is not '-' and not '_')
+            {
+                return false;
+            }
+        }
+
+        return dots is 2 or 4;
+    }
+
+    private static byte[] Json(Action<Utf8JsonWriter> write)
+    {
+        using var buffer = new MemoryStream();
+        using (var writer = new Utf8JsonWriter(buffer))
+        {
+            writer.WriteStartObject();
+            write(writer);
+            writer.WriteEndObject();
+        }
+
+        return buffer.ToArray();
+    }
+}

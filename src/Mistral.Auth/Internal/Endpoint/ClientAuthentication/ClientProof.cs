@@ -1,0 +1,14 @@
+using System.Net.Http.Headers;
+
+namespace Mistral.Auth.Internal;
+
+/// <summary>How one token request authenticates the client: what goes in the body, and the <c>Authorization</c> header.</summary>
+/// <param name="ClientId">The <c>client_id</c> for the body; <see langword="null"/> when it travels in the header only.</param>
+/// <param name="ClientSecret">The <c>client_secret</c> for the body (client_secret_post).</param>
+/// <param name="ClientAssertion">The <c>client_assertion</c> (private_key_jwt or a supplied assertion).</param>
+/// <param name="Authorization">The HTTP Basic header (client_secret_basic).</param>
+internal readonly record struct ClientProof(
+    string? ClientId, string? ClientSecret, string? ClientAssertion, AuthenticationHeaderValue? Authorization)
+{
+    public override string ToString() => $"ClientProof(ClientId={ClientId}, ClientSecret=***, ClientAssertion=***)";
+}

@@ -1,0 +1,246 @@
+using System.Security.Cryptography;
+using System.Security.Cryptography.X509Certificates;
+using System.Text.Json;
+using Microsoft.IdentityModel.Tokens;
+
+namespace Mistral.Auth.Internal;
+
+/// <summary>
+/// The private key that signs <c>private_key_jwt</c> assertions, loaded once from a PEM, a JWK or a certificate, with
+/// the algorithm and the headers that name it. Errors name the setting and what is wrong, never the key material.
+/// </summary>
+internal sealed class ClientSigningKey : IDisposable
+{
+    private ClientSigningKey(AsymmetricAlgorithm key, string algorithm, string? keyId, X509Certificate2? certificate)
+    {
+        Key = key;
+        Algorithm = algorithm;
+        KeyId = keyId;
+        if (certificate is not null)
+        {
+            Sha1Thumbprint = Base64UrlEncoder.Encode(certificate.GetCertHash(HashAlgorithmName.SHA1));
+            Sha256Thumbprint = Base64UrlEncoder.Encode(certificate.GetCertHash(HashAlgorithmName.SHA256));
+        }
+    }
+
+    public AsymmetricAlgorithm Key { get; }
+
+    /// <summary>RS256, PS256 or ES256.</summary>
+    public string Algorithm { get; }
+
+    public string? KeyId { get; }
+
+    /// <summary>The certificate's <c>x5t</c> (base64url SHA-1 thumbprint), when the key came from a certificate.</summary>
+    public string? Sha1Thumbprint { get; }
+
+    /// <summary>The certificate's <c>x5t#S256</c>, when the key came from a certificate.</summary>
+    public string? Sha256Thumbprint { get; }
+
+    /// <summary>Loads the key the settings name; <see langword="null"/> when none is set.</summary>
+    /// <exception cref="ArgumentException">The key or the algorithm is unusable; the message names the setting.</exception>
+    public static ClientSigningKey? Load(MistralAuthOptions options)
+    {
+        if (options.ClientSigningCertificate is { } certificate)
+        {
+            AsymmetricAlgorithm key = (AsymmetricAlgorithm?)certificate.GetRSAPrivateKey()
+                ?? certificate.GetECDsaPrivateKey()
+                ?? throw new ArgumentException("MistralAuthOptions.ClientSigningCertificate has no RSA or ECDSA private key.");
+            return Create(key, options.ClientSigningAlgorithm, options.ClientSigningKeyId, certificate, "ClientSigningCertificate");
+        }
+
+        if (string.IsNullOrWhiteSpace(options.ClientSigningKey))
+        {
+            return null;
+        }
+
+        var text = options.ClientSigningKey.Trim();
+        return text.StartsWith('{')
+            ? FromJwk(text, options)
+            : Create(FromPem(text), options.ClientSigningAlgorithm, options.ClientSigningKeyId, null, "ClientSigningKey");
+    }
+
+    public byte[] Sign(byte[] data) => Key switch
+    {
+        RSA rsa => rsa.SignData(
+            data,
+            HashAlgorithmName.SHA256,
+            Algorithm == "PS256" ? RSASignaturePadding.Pss : RSASignaturePadding.Pkcs1),
+        ECDsa ecdsa => ecdsa.SignData(data, HashAlgorithmName.SHA256, DSASignatureFormat.IeeeP1363FixedFieldConcatenation),
+        _ => throw new InvalidOperationException("Unsupported signing key."),
+    };
+
+    public void Dispose() => Key.Dispose();
+
+    private static AsymmetricAlgorithm FromPem(string pem)
+    {
+        if (pem.Contains("ENCRYPTED", StringComparison.Ordinal))
+        {
+            throw new ArgumentException("MistralAuthOptions.ClientSigningKey is an encrypted PEM key: decrypt it first (the package takes no passphrase), or pass an X509Certificate2 as ClientSigningCertificate.");
+        }
+
+        if (!pem.Contains("PRIVATE KEY-----", StringComparison.Ordinal))
+        {
+            throw new ArgumentException("MistralAuthOptions.ClientSigningKey is neither a PEM private key (-----BEGIN PRIVATE KEY-----, RSA PRIVATE KEY or EC PRIVATE KEY) nor a JWK (a JSON object).");
+        }
+
+        // PKCS#8 does not say which algorithm it holds until it is read: try RSA, then EC.
+        var rsa = RSA.Create();
+        try
+        {
+            rsa.ImportFromPem(pem);
+            return rsa;
+        }
+        catch (Exception ex) when (ex is CryptographicException or ArgumentException)
+        {
+            rsa.Dispose();
+        }
+
+        var ecdsa = ECDsa.Create();
+        try
+        {
+            ecdsa.ImportFromPem(pem);
+            return ecdsa;
+        }
+        catch (Exception ex) when (ex is CryptographicException or ArgumentException)
+        {
+            ecdsa.Dispose();
+            throw new ArgumentException("MistralAuthOptions.ClientSigningKey could not be read as an RSA or EC private key in PEM.");
+        }
+    }
+
+    private static ClientSigningKey FromJwk(string json, MistralAuthOptions options)
+    {
+        JsonDocument document;
+        try
+        {
+            document = JsonDocument.Parse(json);
+        }
+        catch (JsonException)
+        {
+            throw new ArgumentException("MistralAuthOptions.ClientSigningKey starts like a JWK but is not valid JSON.");
+        }
+
+        using (document)
+        {
+            var jwk = document.RootElement;
+            if (jwk.ValueKind != JsonValueKind.Object)
+            {
+                throw new ArgumentException("MistralAuthOptions.ClientSigningKey is not a JWK: a JSON object was expected.");
+            }
+
+            var kty = Member(jwk, "kty");
+            AsymmetricAlgorithm key = kty switch
+            {
+                "RSA" => RsaFromJwk(jwk),
+                "EC" => EcFromJwk(jwk),
+                _ => throw new ArgumentException($"MistralAuthOptions.ClientSigningKey is a JWK of kty '{kty ?? "(none)"}'; only RSA and EC (P-256) keys can sign."),
+            };
+            return Create(
+                key,
+                options.ClientSigningAlgorithm ?? Member(jwk, "alg"),
+                options.ClientSigningKeyId ?? Member(jwk, "kid"),
+                null,
+                "ClientSigningKey");
+        }
+    }
+
+    private static RSA RsaFromJwk(JsonElement jwk)
+    {
+        var parameters = new RSAParameters
+        {
+            Modulus = Required(jwk, "n"),
+            Exponent = Required(jwk, "e"),
+            D = Required(jwk, "d"),
+            P = Optional(jwk, "p"),
+            Q = Optional(jwk, "q"),
+            DP = Optional(jwk, "dp"),
+            DQ = Optional(jwk, "dq"),
+            InverseQ = Optional(jwk, "qi"),
+        };
+        var rsa = RSA.Create();
+        try
+        {
+            rsa.ImportParameters(parameters);
+            return rsa;
+        }
+        catch (CryptographicException)
+        {
+            rsa.Dispose();
+            throw new ArgumentException("MistralAuthOptions.ClientSigningKey is an RSA JWK whose parameters do not form a valid private key.");
+        }
+    }
+
+    private static ECDsa EcFromJwk(JsonElement jwk)
+    {
+        if (Member(jwk, "crv") != "P-256")
+        {
+            throw new ArgumentException("MistralAuthOptions.ClientSigningKey is an EC JWK on a curve other than P-256; ES256 needs P-256.");
+        }
+
+        var parameters = new ECParameters
+        {
+            Curve = ECCurve.NamedCurves.nistP256,
+            Q = new ECPoint { X = Required(jwk, "x"), Y = Required(jwk, "y") },
+            D = Required(jwk, "d"),
+        };
+        var ecdsa = ECDsa.Create();
+        try
+        {
+            ecdsa.ImportParameters(parameters);
+            return ecdsa;
+        }
+        catch (CryptographicException)
+        {
+            ecdsa.Dispose();
+            throw new ArgumentException("MistralAuthOptions.ClientSigningKey is an EC JWK whose parameters do not form a valid P-256 private key.");
+        }
+    }
+
+    private static ClientSigningKey Create(
+        AsymmetricAlgorithm key, string? algorithm, string? keyId, X509Certificate2? certificate, string setting)
+    {
+        var chosen = algorithm ?? (key is RSA ? "RS256" : "ES256");
+        var fits = chosen switch
+        {
+            "RS256" or "PS256" => key is RSA { KeySize: >= 2048 },
+            "ES256" => key is ECDsa { KeySize: 256 },
+            _ => false,
+        };
+        if (!fits)
+        {
+            var what = key is RSA ? $"an RSA key of {key.KeySize} bits" : $"an EC key of {key.KeySize} bits";
+            key.Dispose();
+            throw new ArgumentException(
+                $"MistralAuthOptions.{setting} is {what}, which cannot sign '{chosen}': use RS256 or PS256 with an RSA key of at least 2048 bits, or ES256 with a P-256 key (MistralAuthOptions.ClientSigningAlgorithm).");
+        }
+
+        return new ClientSigningKey(key, chosen, keyId, certificate);
+    }
+
+    private static string? Member(JsonElement jwk, string name) =>
+        jwk.TryGetProperty(name, out var value) && value.ValueKind == JsonValueKind.String ? value.GetString() : null;
+
+    private static byte[] Required(JsonElement jwk, string name) =>
+        Optional(jwk, name) ?? throw new ArgumentException(
+            name == "d"
+                ? "MistralAuthOptions.ClientSigningKey is a public JWK: the private part ('d') is needed to sign."
+                : $"MistralAuthOptions.ClientSigningKey is a JWK without '{name}'.");
+
+    private static byte[]? Optional(JsonElement jwk, string name)
+    {
+        var value = Member(jwk, name);
+        if (value is null)
+        {
+            return null;
+        }
+
+        try
+        {
+            return Base64UrlEncoder.DecodeBytes(value);
+        }
+        catch (FormatException)
+        {
+            throw new ArgumentException($"MistralAuthOptions.ClientSigningKey is a JWK whose '{name}' is not base64url.");
+        }
+    }
+}

@@ -1,0 +1,27 @@
+namespace Mistral.Auth.Internal;
+
+/// <summary>Where token requests go, as configured or as discovered, with what the server said it supports.</summary>
+internal sealed class TokenEndpointTarget
+{
+    public TokenEndpointTarget(Uri endpoint, string address, IReadOnlyCollection<string>? authMethods)
+    {
+        Endpoint = endpoint;
+        Address = address;
+        AuthMethods = authMethods;
+        ForMessages = TokenEndpointClient.ForMessages(endpoint);
+        Reader = new TokenResponseReader(ForMessages);
+    }
+
+    public Uri Endpoint { get; }
+
+    /// <summary>The endpoint exactly as configured or published: the default <c>aud</c> of a client assertion.</summary>
+    public string Address { get; }
+
+    /// <summary><c>token_endpoint_auth_methods_supported</c>; <see langword="null"/> when the endpoint was configured, not discovered.</summary>
+    public IReadOnlyCollection<string>? AuthMethods { get; }
+
+    /// <summary>Scheme, host, port and path: what messages and logs show.</summary>
+    public string ForMessages { get; }
+
+    public TokenResponseReader Reader { get; }
+}
