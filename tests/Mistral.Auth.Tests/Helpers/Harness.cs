@@ -12,19 +12,28 @@ internal sealed class Harness : IDisposable
         Action<MistralApiSimulator>? setup = null,
         ILoggerFactory? loggerFactory = null,
         IMeterFactory? meterFactory = null,
-        ITokenStore? tokenStore = null)
+        ITokenStore? tokenStore = null,
+        Func<MistralApiSimulator, string>? authority = null)
     {
         Time = new ObservableTimeProvider();
         Simulator = MistralApiSimulator.Start(Time);
         setup?.Invoke(Simulator);
         Options = new MistralAuthOptions
         {
-            TokenEndpoint = Simulator.TokenEndpoint,
             ClientId = Simulator.ClientId,
             ClientSecret = Simulator.ClientSecret,
             RefreshToken = Simulator.InitialRefreshToken,
             RefreshBeforeExpiry = TimeSpan.FromSeconds(60),
         };
+        if (authority is null)
+        {
+            Options.TokenEndpoint = Simulator.TokenEndpoint;
+        }
+        else
+        {
+            Options.Authority = new Uri(authority(Simulator));
+        }
+
         configure?.Invoke(Options);
         BackChannel = new HttpClient();
         Manager = new TokenManager(Options, () => BackChannel, Time, loggerFactory, meterFactory, tokenStore);
