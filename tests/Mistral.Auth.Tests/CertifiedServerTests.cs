@@ -21,14 +21,9 @@ public class CertifiedServerTests(OidcProviderFixture server) : IClassFixture<Oi
     public async Task ClientSecretBasic_ChosenFromDiscovery_GetsAJwtForTheDefaultResource()
     {
         var issuer = server.Require();
-        var client = await server.RegisterAsync(new JsonObject { ["token_endpoint_auth_method"] = "client_secret_basic" }, Ct);
+        var client = await SecretClientAsync();
         using var backChannel = new CountingBackChannel();
-        using var manager = Manager(backChannel, o =>
-        {
-            o.Authority = new Uri(issuer);
-            o.ClientId = Id(client);
-            o.ClientSecret = Secret(client);
-        });
+        using var manager = Manager(backChannel, WithSecret(issuer, client));
 
         var token = new JsonWebToken(await manager.GetAccessTokenAsync(Ct));
 
@@ -45,13 +40,10 @@ public class CertifiedServerTests(OidcProviderFixture server) : IClassFixture<Oi
         var issuer = server.Require();
         var client = await server.RegisterAsync(new JsonObject { ["token_endpoint_auth_method"] = "client_secret_post" }, Ct);
         using var backChannel = new CountingBackChannel();
-        using var manager = Manager(backChannel, o =>
+        using var manager = Manager(backChannel, WithSecret(issuer, client, o =>
         {
-            o.Authority = new Uri(issuer);
-            o.ClientId = Id(client);
-            o.ClientSecret = Secret(client);
             o.ClientAuthentication = ClientAuthenticationMethod.ClientSecretPost;
-        });
+        }));
 
         Assert.NotEmpty(await manager.GetAccessTokenAsync(Ct));
         Assert.Equal(0, backChannel.BasicRequests);
@@ -161,22 +153,16 @@ public class CertifiedServerTests(OidcProviderFixture server) : IClassFixture<Oi
     public async Task ResourceIndicator_TheTokenIsForThatResource_AndAnUnknownOneIsInvalidTarget()
     {
         var issuer = server.Require();
-        var client = await server.RegisterAsync(new JsonObject { ["token_endpoint_auth_method"] = "client_secret_basic" }, Ct);
+        var client = await SecretClientAsync();
         using var backChannel = new CountingBackChannel();
-        using var manager = Manager(backChannel, o =>
+        using var manager = Manager(backChannel, WithSecret(issuer, client, o =>
         {
-            o.Authority = new Uri(issuer);
-            o.ClientId = Id(client);
-            o.ClientSecret = Secret(client);
             o.Resources.Add(new Uri(Api + "chat"));
-        });
-        using var unknown = Manager(backChannel, o =>
+        }));
+        using var unknown = Manager(backChannel, WithSecret(issuer, client, o =>
         {
-            o.Authority = new Uri(issuer);
-            o.ClientId = Id(client);
-            o.ClientSecret = Secret(client);
             o.Resources.Add(new Uri("https://elsewhere.example/"));
-        });
+        }));
 
         var token = new JsonWebToken(await manager.GetAccessTokenAsync(Ct));
         var error = await Assert.ThrowsAsync<MistralAuthException>(() => unknown.GetAccessTokenAsync(Ct).AsTask());
@@ -189,24 +175,18 @@ public class CertifiedServerTests(OidcProviderFixture server) : IClassFixture<Oi
     public async Task ScopeOnRefresh_NarrowsTheGrant_AndMoreThanGrantedIsInvalidScope()
     {
         var issuer = server.Require();
-        var client = await server.RegisterAsync(new JsonObject { ["token_endpoint_auth_method"] = "client_secret_basic" }, Ct);
+        var client = await SecretClientAsync();
         using var backChannel = new CountingBackChannel();
-        using var narrowed = Manager(backChannel, o =>
+        using var narrowed = Manager(backChannel, WithSecret(issuer, client, o =>
         {
-            o.Authority = new Uri(issuer);
-            o.ClientId = Id(client);
-            o.ClientSecret = Secret(client);
             o.RefreshToken = server.GrantRefreshTokenAsync(Id(client), "chat:read chat:write", Ct).GetAwaiter().GetResult();
             o.Scope = "chat:read";
-        });
-        using var widened = Manager(backChannel, o =>
+        }));
+        using var widened = Manager(backChannel, WithSecret(issuer, client, o =>
         {
-            o.Authority = new Uri(issuer);
-            o.ClientId = Id(client);
-            o.ClientSecret = Secret(client);
             o.RefreshToken = server.GrantRefreshTokenAsync(Id(client), "chat:read", Ct).GetAwaiter().GetResult();
             o.Scope = "chat:read chat:write";
-        });
+        }));
 
         var token = new JsonWebToken(await narrowed.GetAccessTokenAsync(Ct));
         var error = await Assert.ThrowsAsync<MistralAuthException>(() => widened.GetAccessTokenAsync(Ct).AsTask());
@@ -219,20 +199,14 @@ public class CertifiedServerTests(OidcProviderFixture server) : IClassFixture<Oi
     public async Task Rotation_TwoInstancesSharingAStore_NeverTripReuseDetection()
     {
         var issuer = server.Require();
-        var client = await server.RegisterAsync(new JsonObject { ["token_endpoint_auth_method"] = "client_secret_basic" }, Ct);
+        var client = await SecretClientAsync();
         var initial = await server.GrantRefreshTokenAsync(Id(client), "chat:read chat:write", Ct);
         var store = new InMemoryTokenStore();
         using var backChannel = new CountingBackChannel();
-        void Configure(MistralAuthOptions o)
-        {
-            o.Authority = new Uri(issuer);
-            o.ClientId = Id(client);
-            o.ClientSecret = Secret(client);
-            o.RefreshToken = initial;
-        }
+        var configure = WithSecret(issuer, client, o => o.RefreshToken = initial);
 
-        using var a = Manager(backChannel, Configure, store);
-        using var b = Manager(backChannel, Configure, store);
+        using var a = Manager(backChannel, configure, store);
+        using var b = Manager(backChannel, configure, store);
 
         // Alternate rejections between the instances: each refresh must use the newest refresh token, or the server
         // sees a spent one, revokes the whole grant, and every later refresh fails with invalid_grant.
@@ -253,20 +227,14 @@ public class CertifiedServerTests(OidcProviderFixture server) : IClassFixture<Oi
     public async Task Rotation_ASpentRefreshTokenSentAgain_IsDetectedAndTheGrantRevoked()
     {
         var issuer = server.Require();
-        var client = await server.RegisterAsync(new JsonObject { ["token_endpoint_auth_method"] = "client_secret_basic" }, Ct);
+        var client = await SecretClientAsync();
         var initial = await server.GrantRefreshTokenAsync(Id(client), "chat:read", Ct);
         using var backChannel = new CountingBackChannel();
-        void Configure(MistralAuthOptions o)
-        {
-            o.Authority = new Uri(issuer);
-            o.ClientId = Id(client);
-            o.ClientSecret = Secret(client);
-            o.RefreshToken = initial;
-        }
+        var configure = WithSecret(issuer, client, o => o.RefreshToken = initial);
 
         // Two instances with no shared store: the misconfiguration the shared store exists to prevent.
-        using var a = Manager(backChannel, Configure);
-        using var b = Manager(backChannel, Configure);
+        using var a = Manager(backChannel, configure);
+        using var b = Manager(backChannel, configure);
         await a.GetAccessTokenAsync(Ct);
 
         var error = await Assert.ThrowsAsync<MistralAuthException>(() => b.GetAccessTokenAsync(Ct).AsTask());
@@ -333,12 +301,24 @@ public class CertifiedServerTests(OidcProviderFixture server) : IClassFixture<Oi
         Assert.Equal(0, backChannel.TokenRequests);
     }
 
+    private Task<JsonObject> SecretClientAsync() =>
+        server.RegisterAsync(new JsonObject { ["token_endpoint_auth_method"] = "client_secret_basic" }, Ct);
+
     private static TokenManager Manager(CountingBackChannel backChannel, Action<MistralAuthOptions> configure, ITokenStore? store = null)
     {
         var options = new MistralAuthOptions();
         configure(options);
         return new TokenManager(options, () => backChannel.Client, TimeProvider.System, null, null, store);
     }
+
+    /// <summary>The settings of a confidential client found through discovery, plus a test's own.</summary>
+    private static Action<MistralAuthOptions> WithSecret(string issuer, JsonObject client, Action<MistralAuthOptions>? more = null) => o =>
+    {
+        o.Authority = new Uri(issuer);
+        o.ClientId = Id(client);
+        o.ClientSecret = Secret(client);
+        more?.Invoke(o);
+    };
 
     private static string Id(JsonObject client) => client["client_id"]!.GetValue<string>();
 
