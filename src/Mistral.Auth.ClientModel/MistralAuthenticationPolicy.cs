@@ -55,7 +55,12 @@ public sealed class MistralAuthenticationPolicy : AuthenticationPolicy
             return;
         }
 
-        var fresh = _tokenManager.RefreshAfterRejectionAsync(token, message.CancellationToken).AsTask().GetAwaiter().GetResult();
+        var fresh = _tokenManager.RefreshAfterUnauthorizedAsync(token, Challenge(message), message.CancellationToken).AsTask().GetAwaiter().GetResult();
+        if (fresh is null)
+        {
+            return;
+        }
+
         PrepareRetry(message, fresh);
         ProcessNext(message, pipeline, currentIndex);
     }
@@ -101,10 +106,18 @@ public sealed class MistralAuthenticationPolicy : AuthenticationPolicy
         }
 
         // Once: whatever comes back the second time, a 401 included, goes to the caller.
-        var fresh = await _tokenManager.RefreshAfterRejectionAsync(token, message.CancellationToken).ConfigureAwait(false);
+        var fresh = await _tokenManager.RefreshAfterUnauthorizedAsync(token, Challenge(message), message.CancellationToken).ConfigureAwait(false);
+        if (fresh is null)
+        {
+            return; // the challenge names an error a new token cannot fix: the 401 is the caller's
+        }
+
         PrepareRetry(message, fresh);
         await ProcessNextAsync(message, pipeline, currentIndex).ConfigureAwait(false);
     }
+
+    private static string? Challenge(PipelineMessage message) =>
+        message.Response?.Headers.TryGetValue("WWW-Authenticate", out var value) == true ? value : null;
 
     private void PrepareRetry(PipelineMessage message, string token)
     {

@@ -235,6 +235,34 @@ public sealed class TokenManager : IDisposable
     }
 
     /// <summary>
+    /// Like <see cref="RefreshAfterRejectionAsync(string, CancellationToken)"/>, but first reads the 401's
+    /// <c>WWW-Authenticate</c> header (RFC 6750 §3): when its Bearer challenge names an error a new token cannot fix
+    /// (<c>invalid_request</c>, <c>insufficient_scope</c>), nothing is refreshed and <see langword="null"/> is returned,
+    /// so the 401 goes to the caller; the error is logged and counted as the handler does.
+    /// </summary>
+    /// <param name="rejectedAccessToken">The token the API rejected.</param>
+    /// <param name="wwwAuthenticate">The 401's <c>WWW-Authenticate</c> header value as received, or <see langword="null"/>.</param>
+    /// <param name="cancellationToken">Cancels this caller's wait; a refresh other callers share goes on.</param>
+    /// <returns>The token to retry with, or <see langword="null"/> when the request should not be sent again.</returns>
+    /// <exception cref="ArgumentException"><paramref name="rejectedAccessToken"/> is null or empty.</exception>
+    /// <exception cref="MistralAuthException">No new token could be obtained.</exception>
+    /// <exception cref="ObjectDisposedException">The manager was disposed.</exception>
+    public async ValueTask<string?> RefreshAfterUnauthorizedAsync(
+        string rejectedAccessToken, string? wwwAuthenticate, CancellationToken cancellationToken = default)
+    {
+        ArgumentException.ThrowIfNullOrEmpty(rejectedAccessToken);
+        var challenge = BearerChallenge.FromHeaderValue(wwwAuthenticate);
+        if (challenge.NewTokenCannotHelp)
+        {
+            _logger.UnauthorizedNotRefreshed(challenge.ErrorTag, AccessTokenState.ComputeFingerprint(rejectedAccessToken));
+            Telemetry.Unauthorized.Add(1, new("error", challenge.ErrorTag), new("outcome", "returned"));
+            return null;
+        }
+
+        return await RefreshAfterRejectionAsync(rejectedAccessToken, cancellationToken).ConfigureAwait(false);
+    }
+
+    /// <summary>
     /// Supplies new credentials, for example after the token endpoint answered <c>invalid_grant</c>. Refreshes resume
     /// with them, and the next refresh writes the new refresh token to the token store over whatever it held; the
     /// current access token, if still valid, goes on being served.

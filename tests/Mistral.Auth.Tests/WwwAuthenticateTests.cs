@@ -1,4 +1,5 @@
 using System.Diagnostics.Metrics;
+using System.ClientModel.Primitives;
 using System.Net;
 using Microsoft.Extensions.DependencyInjection;
 using Microsoft.Extensions.Diagnostics.Metrics.Testing;
@@ -86,6 +87,31 @@ public class WwwAuthenticateTests
         var counted = Assert.Single(unauthorized.GetMeasurementSnapshot());
         Assert.Equal(error, counted.Tags["error"]);
         Assert.Equal("retried", counted.Tags["outcome"]);
+    }
+
+    [Theory]
+    [InlineData("""Bearer error="insufficient_scope", scope="admin" """, 1, 1)]
+    [InlineData("""Bearer error="invalid_request" """, 1, 1)]
+    [InlineData("""Bearer error="invalid_token" """, 2, 2)]
+    [InlineData("""Bearer realm="api" """, 2, 2)]
+    public async Task ClientModelPolicy_FollowsTheSameChallengeRule(string challenge, int tokenRequests, int apiRequests)
+    {
+        using var h = new Harness();
+        Rejects(h, "/v1/admin", challenge);
+        var pipeline = ClientPipeline.Create(
+            new ClientPipelineOptions { RetryPolicy = new ClientRetryPolicy(0) },
+            perCallPolicies: [],
+            perTryPolicies: [new Mistral.Auth.ClientModel.MistralAuthenticationPolicy(h.Manager)],
+            beforeTransportPolicies: []);
+        using var message = pipeline.CreateMessage();
+        message.Request.Method = "GET";
+        message.Request.Uri = new Uri(h.Simulator.ApiBaseAddress, "v1/admin");
+
+        await pipeline.SendAsync(message);
+
+        Assert.Equal(401, message.Response!.Status);
+        Assert.Equal(tokenRequests, h.Simulator.TokenRequests);
+        Assert.Equal(apiRequests, h.Simulator.Server.LogEntries.Count(e => e.RequestMessage!.Path == "/v1/admin"));
     }
 
     private static void Rejects(Harness h, string path, string challenge) =>

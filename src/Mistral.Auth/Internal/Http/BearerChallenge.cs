@@ -35,6 +35,18 @@ internal readonly record struct BearerChallenge(string? Error, string? ErrorDesc
         return default;
     }
 
+    /// <summary>The Bearer challenge of a raw <c>WWW-Authenticate</c> value, parsed as HttpClient parses the header.</summary>
+    public static BearerChallenge FromHeaderValue(string? wwwAuthenticate)
+    {
+        if (string.IsNullOrWhiteSpace(wwwAuthenticate))
+        {
+            return default;
+        }
+
+        using var response = new HttpResponseMessage();
+        return response.Headers.TryAddWithoutValidation("WWW-Authenticate", wwwAuthenticate) ? From(response) : default;
+    }
+
     /// <summary>
     /// Reads <c>name=value</c> pairs separated by commas, each value a token or a quoted string with <c>\</c> escapes
     /// (RFC 9110 §11.2). Anything malformed gives a challenge with no error, which changes nothing.
