@@ -12,6 +12,9 @@ namespace Mistral.Auth;
 /// </remarks>
 public sealed class MistralAuthOptions
 {
+    /// <summary>One shared default, so that a configuration binder writing back what it read leaves the endpoint unset.</summary>
+    private static readonly Uri DefaultTokenEndpoint = new(MistralAuthDefaults.TokenEndpoint);
+
     private Uri? _tokenEndpoint;
     private TokenRequestFormat? _tokenRequestFormat;
 
@@ -22,8 +25,8 @@ public sealed class MistralAuthOptions
     /// </value>
     public Uri TokenEndpoint
     {
-        get => _tokenEndpoint ?? new Uri(MistralAuthDefaults.TokenEndpoint);
-        set => _tokenEndpoint = value;
+        get => _tokenEndpoint ?? DefaultTokenEndpoint;
+        set => _tokenEndpoint = ReferenceEquals(value, DefaultTokenEndpoint) ? null : value;
     }
 
     /// <summary>

@@ -1,4 +1,8 @@
+using System.Security.Cryptography;
 using System.Text.Json;
+using Microsoft.Extensions.Configuration;
+using Microsoft.Extensions.DependencyInjection;
+using Microsoft.IdentityModel.JsonWebTokens;
 using Mistral.Auth.Tests.Helpers;
 using WireMock.RequestBuilders;
 using WireMock.ResponseBuilders;
@@ -38,6 +42,43 @@ public class DiscoveryTests
         Assert.Equal(1, Requests(h, OpenIdPath));
         Assert.Equal(0, h.Simulator.BasicAuthenticatedRequests);
         Assert.Contains("client_secret=", h.Simulator.LastTokenRequestBody, StringComparison.Ordinal);
+    }
+
+    [Fact]
+    public async Task ServerListsNoSecretMethod_ASecretIsATypedErrorBeforeAnythingIsSent()
+    {
+        using var h = Discovering(s => Publish(s, OAuthPath, Metadata(s, methods: ["private_key_jwt", "tls_client_auth"])));
+
+        var error = await Assert.ThrowsAsync<MistralAuthException>(() => h.Manager.GetAccessTokenAsync(Ct).AsTask());
+
+        Assert.Contains("accepts only [private_key_jwt, tls_client_auth]", error.Message, StringComparison.Ordinal);
+        Assert.Equal(0, h.Simulator.TokenRequests);
+    }
+
+    [Fact]
+    public async Task FromConfiguration_AuthorityAndAKeyAreBound()
+    {
+        using var simulator = Testing.MistralApiSimulator.Start();
+        Publish(simulator, OAuthPath, Metadata(simulator));
+        using var ec = ECDsa.Create(ECCurve.NamedCurves.nistP256);
+        var configuration = new ConfigurationBuilder().AddInMemoryCollection(new Dictionary<string, string?>
+        {
+            ["MistralAuth:Authority"] = simulator.Url,
+            ["MistralAuth:ClientId"] = simulator.ClientId,
+            ["MistralAuth:ClientSigningKey"] = ec.ExportPkcs8PrivateKeyPem(),
+            ["MistralAuth:ClientSigningKeyId"] = "k1",
+        }).Build();
+        var services = new ServiceCollection();
+        services.AddMistralAuth(configuration.GetSection("MistralAuth"));
+        await using var provider = services.BuildServiceProvider();
+        simulator.ClientAssertionValidator = a => new JsonWebToken(a).Kid == "k1";
+
+        var manager = provider.GetRequiredService<TokenManager>();
+        var token = await manager.GetAccessTokenAsync(Ct);
+
+        Assert.True(simulator.Accepts(token));
+        Assert.Single(simulator.ClientAssertions);
+        Assert.Equal(TokenRequestFormat.Form, manager.Settings.TokenRequestFormat);
     }
 
     [Fact]

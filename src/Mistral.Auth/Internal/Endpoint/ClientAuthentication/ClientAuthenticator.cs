@@ -67,7 +67,16 @@ internal sealed class ClientAuthenticator : IDisposable
     public async ValueTask<ClientProof> ProveAsync(
         ClientCredentials credentials, TokenEndpointTarget target, CancellationToken cancellationToken)
     {
-        switch (Resolve(target.AuthMethods))
+        var method = Resolve(target.AuthMethods);
+        if (_options.ClientAuthentication == ClientAuthenticationMethod.Automatic
+            && method is ClientAuthenticationMethod.ClientSecretBasic or ClientAuthenticationMethod.ClientSecretPost
+            && target.AuthMethods is { } listed && !listed.Contains("client_secret_basic") && !listed.Contains("client_secret_post"))
+        {
+            throw new MistralAuthException(
+                $"The token endpoint {target.ForMessages} accepts only [{string.Join(", ", listed)}] (token_endpoint_auth_methods_supported), so a ClientSecret cannot authenticate this client: set ClientSigningKey, ClientSigningCertificate or ClientAssertionProvider for private_key_jwt. Nothing was sent.");
+        }
+
+        switch (method)
         {
             case ClientAuthenticationMethod.ClientSecretBasic when credentials.ClientSecret is not null:
                 var pair = $"{TokenRequestContent.FormEncode(credentials.ClientId)}:{TokenRequestContent.FormEncode(credentials.ClientSecret)}";
