@@ -18,6 +18,9 @@ public sealed class MistralAuthOptions
     private Uri? _tokenEndpoint;
     private TokenRequestFormat? _tokenRequestFormat;
 
+    // Kept untyped so that copying the settings of an API key or a token source does not load Polly.
+    private object? _configureResiliencePipeline;
+
     /// <summary>Gets or sets the OAuth 2.0 token endpoint that refreshes the access token.</summary>
     /// <value>
     /// Defaults to <c>https://api.mistral.ai/auth/token</c>. Must be HTTPS, except on a loopback address. Leave it unset
@@ -185,7 +188,14 @@ public sealed class MistralAuthOptions
     /// <see cref="Resilience"/>. The builder already carries the manager's <see cref="TimeProvider"/>.
     /// </summary>
     /// <value>Defaults to <see langword="null"/>: the pipeline from <see cref="Resilience"/> is used.</value>
-    public Action<ResiliencePipelineBuilder<HttpResponseMessage>>? ConfigureResiliencePipeline { get; set; }
+    public Action<ResiliencePipelineBuilder<HttpResponseMessage>>? ConfigureResiliencePipeline
+    {
+        get => (Action<ResiliencePipelineBuilder<HttpResponseMessage>>?)_configureResiliencePipeline;
+        set => _configureResiliencePipeline = value;
+    }
+
+    /// <summary>Whether <see cref="ConfigureResiliencePipeline"/> is set, asked without loading Polly.</summary>
+    internal bool HasCustomResiliencePipeline => _configureResiliencePipeline is not null;
 
     /// <summary>
     /// Gets or sets whether the handler leaves alone a request that already carries an <c>Authorization</c> header.
@@ -276,7 +286,7 @@ public sealed class MistralAuthOptions
             ClientAssertionProvider = ClientAssertionProvider,
             RefreshTimeout = RefreshTimeout,
             RefreshRetryDelay = RefreshRetryDelay,
-            ConfigureResiliencePipeline = ConfigureResiliencePipeline,
+            _configureResiliencePipeline = _configureResiliencePipeline,
             PreserveExistingAuthorization = PreserveExistingAuthorization,
             Resilience = Resilience.Clone(),
         };

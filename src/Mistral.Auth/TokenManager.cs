@@ -30,17 +30,17 @@ public sealed class TokenManager : IDisposable
     private readonly MistralAuthOptions _options;
     private readonly TimeProvider _time;
     private readonly ILogger _logger;
-    private readonly HttpClient? _ownedHttpClient;
-    private readonly ClientAuthenticator _clientAuthenticator;
+    private readonly TokenEndpointClient? _endpoint;
+    private readonly IMeterFactory? _meterFactory;
     private readonly CancellationTokenSource _disposed = new();
     private readonly object _gate = new();
     private readonly RefreshSchedule _schedule;
-    private readonly RefreshTelemetry _telemetry;
     private readonly ClientCredentialState _credentials;
     private readonly ICredentialAcquirer _acquirer;
     private readonly IDisposable? _optionsChange;
-    private readonly string _endpointForMessages;
 
+    private MistralAuthTelemetry? _instruments;
+    private RefreshTelemetry? _refreshTelemetry;
     private AccessTokenState? _state;
     private Task<AccessTokenState>? _refresh;
     private RefreshAttempt? _attempt;
@@ -97,43 +97,34 @@ public sealed class TokenManager : IDisposable
         }
 
         _options = options.Clone();
-        if (httpClientFactory is null)
-        {
-            // Never follows a redirect: the request carries the client secret and the refresh token.
-            var owned = new HttpClient(new SocketsHttpHandler { AllowAutoRedirect = false });
-            _ownedHttpClient = owned;
-            httpClientFactory = () => owned;
-        }
-
         _time = timeProvider ?? TimeProvider.System;
         _logger = (ILogger?)loggerFactory?.CreateLogger<TokenManager>() ?? NullLogger.Instance;
-        Telemetry = MistralAuthTelemetry.Create(meterFactory);
+        _meterFactory = meterFactory;
         _schedule = new RefreshSchedule(_time, _options.RefreshBeforeExpiry, _options.RefreshRetryDelay);
-        _telemetry = new RefreshTelemetry(_logger, Telemetry, _options.Authority ?? _options.TokenEndpoint, _time);
         var mode = _options.Mode;
         _credentials = new ClientCredentialState(new ClientCredentials(
             _options.ClientId ?? string.Empty,
             _options.ClientSecret,
             mode == CredentialMode.RefreshToken ? _options.RefreshToken : null));
-        _clientAuthenticator = new ClientAuthenticator(_options, _time);
-        var discovery = _options.Authority is { } authority
-            ? new AuthorizationServerDiscovery(httpClientFactory, authority, _time, _logger)
+
+        // Only the grants that call the token endpoint get its client, and nothing of it is built before it is needed:
+        // an API key or a token source starts as fast as a process that builds one header.
+        var endpoint = mode is CredentialMode.RefreshToken or CredentialMode.ClientCredentials
+            ? TokenEndpointClient.Create(httpClientFactory, _options, _time, _logger)
             : null;
-        var endpoint = new TokenEndpointClient(
-            httpClientFactory, _options, TokenEndpointPipeline.Create(_options, _time, _logger), _clientAuthenticator, discovery);
-        _endpointForMessages = endpoint.EndpointForMessages;
+        _endpoint = endpoint;
         _acquirer = mode switch
         {
             CredentialMode.ApiKey => new ApiKeyAcquirer(_options.ApiKey!, optionsMonitor, optionsName ?? Options.DefaultName, _logger),
             CredentialMode.RefreshToken => new RefreshTokenAcquirer(
-                endpoint,
+                endpoint!,
                 _credentials,
                 _schedule,
                 new StoreCoordinator(tokenStore ?? new InMemoryTokenStore(), _time, _logger, _credentials, _options.RefreshTimeout, _disposed.Token),
                 _time,
                 _logger),
             CredentialMode.TokenSource => new TokenSourceAcquirer(_options.TokenSource!, _schedule, _time),
-            _ => new ClientCredentialsAcquirer(endpoint, _credentials, _schedule, _time),
+            _ => new ClientCredentialsAcquirer(endpoint!, _credentials, _schedule, _time),
         };
 
         // An API key starts out valid (and is never refreshed); the others are fetched on first use.
@@ -154,7 +145,13 @@ public sealed class TokenManager : IDisposable
     public event EventHandler<TokenRefreshFailedEventArgs>? RefreshFailed;
 
     /// <summary>The package's instruments, shared with the handler.</summary>
-    internal MistralAuthTelemetry Telemetry { get; }
+    internal MistralAuthTelemetry Telemetry =>
+        Volatile.Read(ref _instruments) ?? LazyInitializer.EnsureInitialized(ref _instruments, () => MistralAuthTelemetry.Create(_meterFactory));
+
+    /// <summary>The refresh's span, metrics and logs, made at the first refresh (an API key never needs them).</summary>
+    private RefreshTelemetry RefreshTelemetry =>
+        Volatile.Read(ref _refreshTelemetry) ?? LazyInitializer.EnsureInitialized(
+            ref _refreshTelemetry, () => new RefreshTelemetry(_logger, Telemetry, _options.Authority ?? _options.TokenEndpoint, _time));
 
     /// <summary>The settings in force (a copy of those given), for the handler's allowed hosts and header rule.</summary>
     internal MistralAuthOptions Settings => _options;
@@ -305,8 +302,7 @@ public sealed class TokenManager : IDisposable
             _schedule.Stop();
         }
 
-        _ownedHttpClient?.Dispose();
-        _clientAuthenticator.Dispose();
+        _endpoint?.Dispose();
     }
 
     /// <summary>The token state for the handler: the same rules as <see cref="GetAccessTokenAsync"/>.</summary>
@@ -476,7 +472,7 @@ public sealed class TokenManager : IDisposable
     private async Task RunRefreshAsync(TaskCompletionSource<AccessTokenState> completion, RefreshAttempt attempt)
     {
         var started = _time.GetTimestamp();
-        var activity = _telemetry.Start(attempt.Reason);
+        var activity = RefreshTelemetry.Start(attempt.Reason);
         AcquiredToken? acquired = null;
         MistralAuthException? failure = null;
         try
@@ -501,14 +497,14 @@ public sealed class TokenManager : IDisposable
         var (previous, retryDelay) = Settle(acquired, failure);
         if (acquired is { } done)
         {
-            _telemetry.Succeeded(activity, attempt, started, done, previous, this, TokenRefreshed);
+            RefreshTelemetry.Succeeded(activity, attempt, started, done, previous, this, TokenRefreshed);
             activity?.Dispose(); // the span ends before the callers waiting for the refresh resume
             completion.SetResult(done.State);
             return;
         }
 
         failure ??= new MistralAuthException();
-        _telemetry.Failed(activity, attempt, started, failure, previous, retryDelay, this, RefreshFailed);
+        RefreshTelemetry.Failed(activity, attempt, started, failure, previous, retryDelay, this, RefreshFailed);
         activity?.Dispose();
         completion.SetException(failure);
     }
@@ -557,7 +553,7 @@ public sealed class TokenManager : IDisposable
         catch (OperationCanceledException ex) when (timeout.IsCancellationRequested && !_disposed.IsCancellationRequested)
         {
             throw new MistralAuthException(
-                $"The token endpoint {_endpointForMessages} did not answer within the refresh timeout of {_options.RefreshTimeout}.", ex);
+                $"{(_endpoint is null ? "The token source" : $"The token endpoint {_endpoint.EndpointForMessages}")} did not answer within the refresh timeout of {_options.RefreshTimeout}.", ex);
         }
     }
 

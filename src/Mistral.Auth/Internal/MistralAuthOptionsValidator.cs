@@ -112,29 +112,43 @@ internal sealed class MistralAuthOptionsValidator : IValidateOptions<MistralAuth
     private static void CheckEndpointAndKey(MistralAuthOptions options, List<string> failures)
     {
         CheckAuthority(options, failures);
-        if (options.TokenEndpoint is null)
-        {
-            failures.Add("MistralAuthOptions.TokenEndpoint is required.");
-        }
-        else if (!options.TokenEndpoint.IsAbsoluteUri)
-        {
-            failures.Add("MistralAuthOptions.TokenEndpoint must be an absolute URI.");
-        }
-        else if (options.TokenEndpoint.Scheme != Uri.UriSchemeHttps
-            && !(options.TokenEndpoint.Scheme == Uri.UriSchemeHttp && IsLoopback(options.TokenEndpoint)))
-        {
-            failures.Add("MistralAuthOptions.TokenEndpoint must use HTTPS (plain HTTP is allowed only to a loopback address).");
-        }
 
-        if (options.TokenEndpoint is { IsAbsoluteUri: true } endpoint && endpoint.UserInfo.Length > 0)
+        // The default endpoint is only looked at when a grant will call it: an API key starts without parsing a URI.
+        if (options.HasExplicitTokenEndpoint
+            || (options.Authority is null && options.Mode is CredentialMode.RefreshToken or CredentialMode.ClientCredentials))
         {
-            // Never echoed: it may hold a password.
-            failures.Add("MistralAuthOptions.TokenEndpoint must not contain user information (user:password@): put the client's credentials in ClientId and ClientSecret.");
+            CheckTokenEndpoint(options.TokenEndpoint, failures);
         }
 
         if (options.ApiKey is { } apiKey && !string.IsNullOrWhiteSpace(apiKey) && ApiKeyProblem(apiKey.Trim()) is { } problem)
         {
             failures.Add($"MistralAuthOptions.ApiKey contains {problem} inside it: an API key is one word of visible ASCII characters. Surrounding white space (a trailing newline from a secret file) is removed; check the key's source.");
+        }
+    }
+
+    private static void CheckTokenEndpoint(Uri? endpoint, List<string> failures)
+    {
+        if (endpoint is null)
+        {
+            failures.Add("MistralAuthOptions.TokenEndpoint is required.");
+            return;
+        }
+
+        if (!endpoint.IsAbsoluteUri)
+        {
+            failures.Add("MistralAuthOptions.TokenEndpoint must be an absolute URI.");
+            return;
+        }
+
+        if (endpoint.Scheme != Uri.UriSchemeHttps && !(endpoint.Scheme == Uri.UriSchemeHttp && IsLoopback(endpoint)))
+        {
+            failures.Add("MistralAuthOptions.TokenEndpoint must use HTTPS (plain HTTP is allowed only to a loopback address).");
+        }
+
+        if (endpoint.UserInfo.Length > 0)
+        {
+            // Never echoed: it may hold a password.
+            failures.Add("MistralAuthOptions.TokenEndpoint must not contain user information (user:password@): put the client's credentials in ClientId and ClientSecret.");
         }
     }
 

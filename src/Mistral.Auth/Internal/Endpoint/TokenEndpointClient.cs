@@ -1,5 +1,6 @@
 using System.Net.Http.Headers;
 using System.Net.Sockets;
+using Microsoft.Extensions.Logging;
 using Polly;
 using Polly.CircuitBreaker;
 using Polly.Timeout;
@@ -7,13 +8,14 @@ using Polly.Timeout;
 namespace Mistral.Auth.Internal;
 
 /// <summary>Posts the refresh request to the token endpoint and turns the answer into a <see cref="TokenResponse"/>.</summary>
-internal sealed class TokenEndpointClient
+internal sealed class TokenEndpointClient : IDisposable
 {
     private static readonly MediaTypeWithQualityHeaderValue AcceptJson = new("application/json");
 
     private readonly Func<HttpClient> _httpClientFactory;
     private readonly MistralAuthOptions _options;
-    private readonly ResiliencePipeline<HttpResponseMessage> _pipeline;
+    private readonly Task<ResiliencePipeline<HttpResponseMessage>> _pipeline;
+    private readonly HttpClient? _owned;
     private readonly ClientAuthenticator _authenticator;
     private readonly TokenEndpointTarget? _configured;
     private readonly AuthorizationServerDiscovery? _discovery;
@@ -24,8 +26,20 @@ internal sealed class TokenEndpointClient
         ResiliencePipeline<HttpResponseMessage> pipeline,
         ClientAuthenticator authenticator,
         AuthorizationServerDiscovery? discovery)
+        : this(httpClientFactory, null, options, Task.FromResult(pipeline), authenticator, discovery)
+    {
+    }
+
+    private TokenEndpointClient(
+        Func<HttpClient> httpClientFactory,
+        HttpClient? owned,
+        MistralAuthOptions options,
+        Task<ResiliencePipeline<HttpResponseMessage>> pipeline,
+        ClientAuthenticator authenticator,
+        AuthorizationServerDiscovery? discovery)
     {
         _httpClientFactory = httpClientFactory;
+        _owned = owned;
         _options = options;
         _pipeline = pipeline;
         _authenticator = authenticator;
@@ -36,6 +50,31 @@ internal sealed class TokenEndpointClient
         }
 
         EndpointForMessages = _configured?.ForMessages ?? $"of {ForMessages(options.Authority!)}";
+    }
+
+    /// <summary>
+    /// The client a manager uses: the application's HttpClient, or one of its own that never follows a redirect (the
+    /// request carries the client's credentials). The default resilience pipeline is built on the thread pool while the
+    /// first request is prepared, so a cold start does not wait for it on its own path.
+    /// </summary>
+    public static TokenEndpointClient Create(
+        Func<HttpClient>? httpClientFactory, MistralAuthOptions options, TimeProvider time, ILogger logger)
+    {
+        HttpClient? owned = null;
+        if (httpClientFactory is null)
+        {
+            owned = new HttpClient(new SocketsHttpHandler { AllowAutoRedirect = false });
+            httpClientFactory = () => owned;
+        }
+
+        // An application's own pipeline callback runs here, where an exception from it is the constructor's.
+        var pipeline = !options.HasCustomResiliencePipeline
+            ? Task.Run(() => TokenEndpointPipeline.Create(options, time, logger))
+            : Task.FromResult(TokenEndpointPipeline.Create(options, time, logger));
+        var discovery = options.Authority is { } authority
+            ? new AuthorizationServerDiscovery(httpClientFactory, authority, time, logger)
+            : null;
+        return new TokenEndpointClient(httpClientFactory, owned, options, pipeline, new ClientAuthenticator(options, time), discovery);
     }
 
     /// <summary>The configured token endpoint, or the authority it is discovered from, as messages show it.</summary>
@@ -88,9 +127,10 @@ internal sealed class TokenEndpointClient
     private async Task<HttpResponseMessage> SendAsync(
         TokenEndpointTarget target, ClientCredentials credentials, AttemptCount attempts, CancellationToken cancellationToken)
     {
+        var pipeline = _pipeline.IsCompletedSuccessfully ? _pipeline.Result : await _pipeline.ConfigureAwait(false);
         try
         {
-            return await _pipeline.ExecuteAsync(
+            return await pipeline.ExecuteAsync(
                 async token =>
                 {
                     attempts.Value++;
@@ -139,6 +179,12 @@ internal sealed class TokenEndpointClient
             throw new MistralAuthException(
                 $"The token endpoint {target.ForMessages} has been failing repeatedly, so it is not being called{retryAfter} (circuit breaker open).", ex);
         }
+    }
+
+    public void Dispose()
+    {
+        _authenticator.Dispose();
+        _owned?.Dispose();
     }
 
     /// <summary>How many attempts one refresh made: more than one means an earlier one may have reached the server.</summary>

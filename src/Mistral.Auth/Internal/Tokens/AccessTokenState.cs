@@ -18,7 +18,6 @@ internal sealed class AccessTokenState
         ExpiresAt = expiresAt;
         ExpiresOn = expiresOn;
         RefreshOn = refreshOn;
-        Fingerprint = ComputeFingerprint(accessToken);
     }
 
     public string AccessToken { get; }
@@ -27,6 +26,7 @@ internal sealed class AccessTokenState
     public AccessTokenResult Result => _result ??= new AccessTokenResult(AccessToken, ExpiresOn == DateTimeOffset.MaxValue ? null : ExpiresOn);
 
     private AccessTokenResult? _result;
+    private string? _fingerprint;
 
     /// <summary>The <c>Authorization</c> header value for this token, built once and shared by every request.</summary>
     public AuthenticationHeaderValue Header { get; }
@@ -56,7 +56,7 @@ internal sealed class AccessTokenState
     public DateTimeOffset RefreshOn { get; }
 
     /// <summary>A short hash that identifies the token in logs without revealing it.</summary>
-    public string Fingerprint { get; }
+    public string Fingerprint => _fingerprint ??= ComputeFingerprint(AccessToken); // for logs only: not hashed until logged
 
     public override string ToString() => $"AccessToken {Fingerprint}, expires {ExpiresOn:O}";
 

@@ -1,6 +1,5 @@
 using System.IdentityModel.Tokens.Jwt;
 using System.Text.Json;
-using Microsoft.IdentityModel.Tokens;
 
 namespace Mistral.Auth.Internal;
 
@@ -43,58 +42,96 @@ internal static class JwtExpiry
             throw Malformed("its payload segment is not valid base64url");
         }
 
+        // One pass of a Utf8JsonReader: the whole payload is checked as JSON, exp and iat are read at the top level.
         try
         {
-            using var document = JsonDocument.Parse(payload);
-            if (document.RootElement.ValueKind != JsonValueKind.Object)
+            var reader = new Utf8JsonReader(payload);
+            if (!reader.Read() || reader.TokenType != JsonTokenType.StartObject)
             {
                 throw Malformed("its payload is not a JSON object");
             }
 
-            // Rounded the safe way: a fractional exp down, a fractional iat up, so the lifetime is never overstated.
-            expiresAt = ReadSeconds(document.RootElement, JwtRegisteredClaimNames.Exp, Math.Floor);
-            issuedAt = ReadSeconds(document.RootElement, JwtRegisteredClaimNames.Iat, Math.Ceiling);
+            while (reader.Read() && reader.TokenType == JsonTokenType.PropertyName)
+            {
+                // Rounded the safe way: a fractional exp down, a fractional iat up, so the lifetime is never overstated.
+                if (reader.ValueTextEquals(JwtRegisteredClaimNames.Exp))
+                {
+                    reader.Read();
+                    expiresAt = ReadSeconds(ref reader, JwtRegisteredClaimNames.Exp, Math.Floor);
+                }
+                else if (reader.ValueTextEquals(JwtRegisteredClaimNames.Iat))
+                {
+                    reader.Read();
+                    issuedAt = ReadSeconds(ref reader, JwtRegisteredClaimNames.Iat, Math.Ceiling);
+                }
+                else
+                {
+                    reader.Read();
+                    reader.Skip();
+                }
+            }
+
+            if (reader.TokenType != JsonTokenType.EndObject || reader.Read())
+            {
+                throw Malformed("its payload is not valid JSON");
+            }
         }
         catch (JsonException)
         {
             throw Malformed("its payload is not valid JSON");
         }
 
-        try
+        // The header must be a JSON object too (RFC 7515 §4); the signature is the server's business, never checked here.
+        if (!TryDecode(segments[0], out var header) || !IsValidObject(header))
         {
-            // The token must also be one System.IdentityModel.Tokens.Jwt reads; its claims are taken from above.
-            _ = new JwtSecurityToken(token);
-        }
-        catch (Exception ex) when (ex is ArgumentException or SecurityTokenException or JsonException or FormatException)
-        {
-            throw Malformed("System.IdentityModel.Tokens.Jwt could not read it");
+            throw Malformed("its header is not a base64url JSON object");
         }
 
         return true;
     }
 
-    /// <summary>A NumericDate claim (RFC 7519 §2) in whole seconds, or <see langword="null"/> when absent or null.</summary>
-    private static long? ReadSeconds(JsonElement payload, string claim, Func<double, double> round)
+    /// <summary>A NumericDate claim (RFC 7519 §2) in whole seconds, or <see langword="null"/> when null.</summary>
+    private static long? ReadSeconds(ref Utf8JsonReader reader, string claim, Func<double, double> round)
     {
-        if (!payload.TryGetProperty(claim, out var value) || value.ValueKind == JsonValueKind.Null)
+        if (reader.TokenType == JsonTokenType.Null)
         {
             return null;
         }
 
-        if (value.ValueKind != JsonValueKind.Number)
+        if (reader.TokenType != JsonTokenType.Number)
         {
+            reader.Skip();
             throw Malformed($"its '{claim}' claim is not a number of seconds");
         }
 
-        if (value.TryGetInt64(out var whole))
+        if (reader.TryGetInt64(out var whole))
         {
             return whole;
         }
 
-        var seconds = value.GetDouble();
+        var seconds = reader.GetDouble();
         return double.IsFinite(seconds) && Math.Abs(seconds) < 1e15
             ? (long)round(seconds)
             : throw Malformed($"its '{claim}' claim is not a number of seconds");
+    }
+
+    private static bool IsValidObject(byte[] json)
+    {
+        try
+        {
+            var reader = new Utf8JsonReader(json);
+            if (!reader.Read() || reader.TokenType != JsonTokenType.StartObject)
+            {
+                return false;
+            }
+
+            reader.Skip();
+            return !reader.Read();
+        }
+        catch (JsonException)
+        {
+            return false;
+        }
     }
 
     private static bool IsJsonObject(ReadOnlySpan<char> segment)
@@ -125,23 +162,7 @@ internal static class JwtExpiry
             return false;
         }
 
-        foreach (var c in segment)
-        {
-            if (!(char.IsAsciiLetterOrDigit(c) || c is '-' or '_'))
-            {
-                return false;
-            }
-        }
-
-        try
-        {
-            bytes = Base64UrlEncoder.DecodeBytes(segment);
-            return true;
-        }
-        catch (FormatException)
-        {
-            return false;
-        }
+        return Base64Url.TryDecode(segment, out bytes);
     }
 
     private static MistralAuthException Malformed(string reason) =>

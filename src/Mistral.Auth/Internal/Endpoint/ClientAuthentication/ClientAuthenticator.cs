@@ -2,7 +2,6 @@ using System.Net.Http.Headers;
 using System.Security.Cryptography;
 using System.Text;
 using System.Text.Json;
-using Microsoft.IdentityModel.Tokens;
 
 namespace Mistral.Auth.Internal;
 
@@ -120,13 +119,13 @@ internal sealed class ClientAuthenticator : IDisposable
             writer.WriteString("iss", clientId);
             writer.WriteString("sub", clientId);
             writer.WriteString("aud", audience);
-            writer.WriteString("jti", Base64UrlEncoder.Encode(RandomNumberGenerator.GetBytes(16)));
+            writer.WriteString("jti", Base64Url.Encode(RandomNumberGenerator.GetBytes(16)));
             writer.WriteNumber("iat", now);
             writer.WriteNumber("nbf", now);
             writer.WriteNumber("exp", now + (long)AssertionLifetime.TotalSeconds);
         });
-        var signingInput = $"{Base64UrlEncoder.Encode(header)}.{Base64UrlEncoder.Encode(payload)}";
-        return $"{signingInput}.{Base64UrlEncoder.Encode(key.Sign(Encoding.ASCII.GetBytes(signingInput)))}";
+        var signingInput = $"{Base64Url.Encode(header)}.{Base64Url.Encode(payload)}";
+        return $"{signingInput}.{Base64Url.Encode(key.Sign(Encoding.ASCII.GetBytes(signingInput)))}";
     }
 
     private async ValueTask<string> SuppliedAsync(CancellationToken cancellationToken)

@@ -1,7 +1,6 @@
 using System.Security.Cryptography;
 using System.Security.Cryptography.X509Certificates;
 using System.Text.Json;
-using Microsoft.IdentityModel.Tokens;
 
 namespace Mistral.Auth.Internal;
 
@@ -18,8 +17,8 @@ internal sealed class ClientSigningKey : IDisposable
         KeyId = keyId;
         if (certificate is not null)
         {
-            Sha1Thumbprint = Base64UrlEncoder.Encode(certificate.GetCertHash(HashAlgorithmName.SHA1));
-            Sha256Thumbprint = Base64UrlEncoder.Encode(certificate.GetCertHash(HashAlgorithmName.SHA256));
+            Sha1Thumbprint = Base64Url.Encode(certificate.GetCertHash(HashAlgorithmName.SHA1));
+            Sha256Thumbprint = Base64Url.Encode(certificate.GetCertHash(HashAlgorithmName.SHA256));
         }
     }
 
@@ -234,13 +233,8 @@ internal sealed class ClientSigningKey : IDisposable
             return null;
         }
 
-        try
-        {
-            return Base64UrlEncoder.DecodeBytes(value);
-        }
-        catch (FormatException)
-        {
-            throw new ArgumentException($"MistralAuthOptions.ClientSigningKey is a JWK whose '{name}' is not base64url.");
-        }
+        return Base64Url.TryDecode(value, out var bytes)
+            ? bytes
+            : throw new ArgumentException($"MistralAuthOptions.ClientSigningKey is a JWK whose '{name}' is not base64url.");
     }
 }

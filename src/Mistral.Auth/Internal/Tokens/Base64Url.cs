@@ -1,0 +1,65 @@
+namespace Mistral.Auth.Internal;
+
+/// <summary>base64url without padding (RFC 4648 §5), as JWTs use it: small enough not to load a token library for it.</summary>
+internal static class Base64Url
+{
+    public static string Encode(ReadOnlySpan<byte> bytes)
+    {
+        var text = Convert.ToBase64String(bytes);
+        var end = text.Length;
+        while (end > 0 && text[end - 1] == '=')
+        {
+            end--;
+        }
+
+        return string.Create(end, text, static (span, source) =>
+        {
+            for (var i = 0; i < span.Length; i++)
+            {
+                span[i] = source[i] switch
+                {
+                    '+' => '-',
+                    '/' => '_',
+                    var c => c,
+                };
+            }
+        });
+    }
+
+    /// <summary>Decodes base64url; <see langword="false"/> for any character outside its alphabet or an impossible length.</summary>
+    public static bool TryDecode(ReadOnlySpan<char> text, out byte[] bytes)
+    {
+        bytes = [];
+        if (text.Length % 4 == 1)
+        {
+            return false;
+        }
+
+        var padded = new char[text.Length + ((4 - (text.Length % 4)) % 4)];
+        for (var i = 0; i < text.Length; i++)
+        {
+            var c = text[i];
+            if (!(char.IsAsciiLetterOrDigit(c) || c is '-' or '_'))
+            {
+                return false;
+            }
+
+            padded[i] = c switch
+            {
+                '-' => '+',
+                '_' => '/',
+                _ => c,
+            };
+        }
+
+        padded.AsSpan(text.Length).Fill('=');
+        var buffer = new byte[padded.Length / 4 * 3];
+        if (!Convert.TryFromBase64Chars(padded, buffer, out var written))
+        {
+            return false;
+        }
+
+        bytes = written == buffer.Length ? buffer : buffer[..written];
+        return true;
+    }
+}
