@@ -71,7 +71,11 @@ public static class MistralAuthServiceCollectionExtensions
         ArgumentNullException.ThrowIfNull(name);
         ArgumentNullException.ThrowIfNull(configuration);
 
-        services.AddOptions<MistralAuthOptions>(name).Bind(configuration);
+        // Source-generated binding of the configurable settings (trimming and native AOT keep it working), and the
+        // change token that makes a reloaded configuration (a rotated API key) reach the manager.
+        services.AddOptions<MistralAuthOptions>(name).Configure(options => MistralAuthSettings.Bind(configuration, options));
+        services.AddSingleton<IOptionsChangeTokenSource<MistralAuthOptions>>(
+            new ConfigurationChangeTokenSource<MistralAuthOptions>(name, configuration));
         return AddCore(services, name);
     }
 

@@ -77,7 +77,7 @@ internal static class SecretScrubber
         forms.Add(TokenRequestContent.FormEncode(secret));                         // + for space (HTML forms, FormUrlEncodedContent)
         forms.Add(WebUtility.UrlEncode(secret));               // + for space, WebUtility's choice of escapes
         forms.Add(HttpUtility.UrlEncode(secret));              // + for space, lower-case hex, ' ( ) * ! left as they are
-        forms.Add(JsonSerializer.Serialize(secret)[1..^1]);    // System.Text.Json's default escaping (\u002B, \u0026…)
+        forms.Add(JsonEncodedText.Encode(secret).ToString()); // System.Text.Json's default escaping (\u002B, \u0026…)
         forms.Add(JavaScriptEncoder.UnsafeRelaxedJsonEscaping.Encode(secret));
         forms.Add(JsonEscapeMinimal(secret));                  // what most other JSON writers emit
         forms.Add(JsonEscapeMinimal(secret).Replace("/", "\\/", StringComparison.Ordinal)); // PHP and others escape '/'
