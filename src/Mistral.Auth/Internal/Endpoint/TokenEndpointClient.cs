@@ -1,3 +1,4 @@
+using System.Buffers;
 using System.Net.Http.Headers;
 using System.Net.Sockets;
 using Microsoft.Extensions.Logging;
@@ -101,7 +102,9 @@ internal sealed class TokenEndpointClient : IDisposable
             }
 
             ThrowIfRedirected(target, response);
-            var body = await response.Content.ReadAsByteArrayAsync(cancellationToken).ConfigureAwait(false);
+            var body = response.Content is BufferedBody buffered
+                ? buffered.Body
+                : await response.Content.ReadAsByteArrayAsync(cancellationToken).ConfigureAwait(false);
             if (response.IsSuccessStatusCode)
             {
                 return target.Reader.ReadSuccess(response, body, credentials);
@@ -187,6 +190,15 @@ internal sealed class TokenEndpointClient : IDisposable
         _owned?.Dispose();
     }
 
+    /// <summary>The answer's body, read once within the attempt and handed to the reader without another copy.</summary>
+    private sealed class BufferedBody : ByteArrayContent
+    {
+        public BufferedBody(byte[] body)
+            : base(body) => Body = body;
+
+        public byte[] Body { get; }
+    }
+
     /// <summary>How many attempts one refresh made: more than one means an earlier one may have reached the server.</summary>
     private sealed class AttemptCount
     {
@@ -236,11 +248,9 @@ internal sealed class TokenEndpointClient : IDisposable
         try
         {
             var body = await ReadBoundedAsync(response, cancellationToken).ConfigureAwait(false);
-            var buffered = new ByteArrayContent(body);
-            foreach (var header in response.Content.Headers)
-            {
-                buffered.Headers.TryAddWithoutValidation(header.Key, header.Value);
-            }
+            // Only the media type is read from the content headers: it moves over, and nothing is enumerated or copied.
+            var buffered = new BufferedBody(body);
+            buffered.Headers.ContentType = response.Content.Headers.ContentType;
 
             response.Content.Dispose();
             response.Content = buffered;
@@ -269,21 +279,29 @@ internal sealed class TokenEndpointClient : IDisposable
         var stream = await response.Content.ReadAsStreamAsync(cancellationToken).ConfigureAwait(false);
         await using (stream.ConfigureAwait(false))
         {
-            var buffer = new byte[limit + 1];
-            var total = 0;
-            int read;
-            while (total < buffer.Length
-                && (read = await stream.ReadAsync(buffer.AsMemory(total), cancellationToken).ConfigureAwait(false)) > 0)
+            // A pooled buffer one byte over the limit: a token response costs its own size, not 64 KiB, per refresh.
+            var buffer = ArrayPool<byte>.Shared.Rent(limit + 1);
+            try
             {
-                total += read;
-            }
+                var total = 0;
+                int read;
+                while (total <= limit
+                    && (read = await stream.ReadAsync(buffer.AsMemory(total, limit + 1 - total), cancellationToken).ConfigureAwait(false)) > 0)
+                {
+                    total += read;
+                }
 
-            if (total > limit)
+                if (total > limit)
+                {
+                    throw TooLarge(response);
+                }
+
+                return buffer.AsSpan(0, total).ToArray();
+            }
+            finally
             {
-                throw TooLarge(response);
+                ArrayPool<byte>.Shared.Return(buffer);
             }
-
-            return buffer.AsSpan(0, total).ToArray();
         }
     }
 

@@ -1,3 +1,4 @@
+using System.Buffers;
 using System.Net.Http.Headers;
 using System.Text.Json;
 
@@ -44,7 +45,7 @@ internal static class TokenRequestContent
         }
 
         // The documented body, in the documented order; optional parameters only after it, only when set.
-        using var buffer = new MemoryStream();
+        var buffer = new ArrayBufferWriter<byte>(256);
         using (var writer = new Utf8JsonWriter(buffer))
         {
             writer.WriteStartObject();
@@ -63,7 +64,7 @@ internal static class TokenRequestContent
             writer.WriteEndObject();
         }
 
-        var content = new ByteArrayContent(buffer.ToArray());
+        var content = new ByteArrayContent(buffer.WrittenSpan.ToArray());
         content.Headers.ContentType = new MediaTypeHeaderValue("application/json");
         return content;
     }

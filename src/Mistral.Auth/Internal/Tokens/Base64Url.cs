@@ -26,6 +26,51 @@ internal static class Base64Url
         });
     }
 
+    /// <summary>The most bytes <paramref name="length"/> base64url characters decode to.</summary>
+    public static int MaxDecodedLength(int length) => ((length + 3) / 4) * 3;
+
+    /// <summary>
+    /// Decodes base64url into <paramref name="destination"/> (at least <see cref="MaxDecodedLength"/> long) without
+    /// allocating; <see langword="false"/> for an empty text, a character outside the alphabet or an impossible length.
+    /// </summary>
+    public static bool TryDecode(ReadOnlySpan<char> text, Span<byte> destination, out int written)
+    {
+        written = 0;
+        if (text.Length == 0 || text.Length % 4 == 1)
+        {
+            return false;
+        }
+
+        var length = text.Length + ((4 - (text.Length % 4)) % 4);
+        var rented = System.Buffers.ArrayPool<char>.Shared.Rent(length);
+        try
+        {
+            var padded = rented.AsSpan(0, length);
+            for (var i = 0; i < text.Length; i++)
+            {
+                var c = text[i];
+                if (!(char.IsAsciiLetterOrDigit(c) || c is '-' or '_'))
+                {
+                    return false;
+                }
+
+                padded[i] = c switch
+                {
+                    '-' => '+',
+                    '_' => '/',
+                    _ => c,
+                };
+            }
+
+            padded[text.Length..].Fill('=');
+            return Convert.TryFromBase64Chars(padded, destination, out written);
+        }
+        finally
+        {
+            System.Buffers.ArrayPool<char>.Shared.Return(rented);
+        }
+    }
+
     /// <summary>Decodes base64url; <see langword="false"/> for any character outside its alphabet or an impossible length.</summary>
     public static bool TryDecode(ReadOnlySpan<char> text, out byte[] bytes)
     {

@@ -1,3 +1,4 @@
+using System.Buffers;
 using System.IdentityModel.Tokens.Jwt;
 using System.Text.Json;
 
@@ -19,28 +20,61 @@ internal static class JwtExpiry
         expiresAt = null;
         issuedAt = null;
 
-        // A JWT's first segment is a base64url JSON object; anything else is an opaque token.
-        var firstDot = token.IndexOf('.', StringComparison.Ordinal);
-        if (firstDot <= 0 || !IsJsonObject(token.AsSpan(0, firstDot)))
+        // A JWT's first segment is a base64url JSON object; anything else is an opaque token. Decoded into one pooled
+        // buffer, segment after segment: reading a token's lifetime allocates nothing.
+        var text = token.AsSpan();
+        var firstDot = text.IndexOf('.');
+        if (firstDot <= 0)
         {
             return false;
         }
 
-        var segments = token.Split('.');
-        if (segments.Length == 5)
+        var buffer = ArrayPool<byte>.Shared.Rent(Base64Url.MaxDecodedLength(text.Length));
+        try
         {
-            return false; // JWE: the claims are encrypted.
-        }
+            if (!Base64Url.TryDecode(text[..firstDot], buffer, out var headerLength) || !StartsLikeObject(buffer.AsSpan(0, headerLength)))
+            {
+                return false;
+            }
 
-        if (segments.Length != 3)
-        {
-            throw Malformed($"it has {segments.Length} dot-separated segments where a JWT has 3");
-        }
+            var segments = text.Count('.') + 1;
+            if (segments == 5)
+            {
+                return false; // JWE: the claims are encrypted.
+            }
 
-        if (!TryDecode(segments[1], out var payload))
-        {
-            throw Malformed("its payload segment is not valid base64url");
+            if (segments != 3)
+            {
+                throw Malformed($"it has {segments} dot-separated segments where a JWT has 3");
+            }
+
+            var rest = text[(firstDot + 1)..];
+            if (!Base64Url.TryDecode(rest[..rest.IndexOf('.')], buffer, out var payloadLength))
+            {
+                throw Malformed("its payload segment is not valid base64url");
+            }
+
+            ReadClaims(buffer.AsSpan(0, payloadLength), out expiresAt, out issuedAt);
+
+            // The header must be a JSON object too (RFC 7515 §4); the signature is the server's business, never checked here.
+            if (!Base64Url.TryDecode(text[..firstDot], buffer, out headerLength) || !IsValidObject(buffer.AsSpan(0, headerLength)))
+            {
+                throw Malformed("its header is not a base64url JSON object");
+            }
+
+            return true;
         }
+        finally
+        {
+            ArrayPool<byte>.Shared.Return(buffer);
+        }
+    }
+
+    /// <summary>Reads <c>exp</c> and <c>iat</c> from the payload's top level, checking all of it as JSON.</summary>
+    private static void ReadClaims(ReadOnlySpan<byte> payload, out long? expiresAt, out long? issuedAt)
+    {
+        expiresAt = null;
+        issuedAt = null;
 
         // One pass of a Utf8JsonReader: the whole payload is checked as JSON, exp and iat are read at the top level.
         try
@@ -80,14 +114,6 @@ internal static class JwtExpiry
         {
             throw Malformed("its payload is not valid JSON");
         }
-
-        // The header must be a JSON object too (RFC 7515 §4); the signature is the server's business, never checked here.
-        if (!TryDecode(segments[0], out var header) || !IsValidObject(header))
-        {
-            throw Malformed("its header is not a base64url JSON object");
-        }
-
-        return true;
     }
 
     /// <summary>A NumericDate claim (RFC 7519 §2) in whole seconds, or <see langword="null"/> when null.</summary>
@@ -115,7 +141,7 @@ internal static class JwtExpiry
             : throw Malformed($"its '{claim}' claim is not a number of seconds");
     }
 
-    private static bool IsValidObject(byte[] json)
+    private static bool IsValidObject(ReadOnlySpan<byte> json)
     {
         try
         {
@@ -134,14 +160,10 @@ internal static class JwtExpiry
         }
     }
 
-    private static bool IsJsonObject(ReadOnlySpan<char> segment)
+    /// <summary>Whether the first byte that is not white space opens a JSON object.</summary>
+    private static bool StartsLikeObject(ReadOnlySpan<byte> json)
     {
-        if (!TryDecode(segment.ToString(), out var bytes))
-        {
-            return false;
-        }
-
-        foreach (var b in bytes)
+        foreach (var b in json)
         {
             if (b is (byte)' ' or (byte)'\t' or (byte)'\r' or (byte)'\n')
             {
@@ -152,17 +174,6 @@ internal static class JwtExpiry
         }
 
         return false;
-    }
-
-    private static bool TryDecode(string segment, out byte[] bytes)
-    {
-        bytes = [];
-        if (segment.Length == 0)
-        {
-            return false;
-        }
-
-        return Base64Url.TryDecode(segment, out bytes);
     }
 
     private static MistralAuthException Malformed(string reason) =>
