@@ -74,33 +74,10 @@ internal static class Base64Url
     /// <summary>Decodes base64url; <see langword="false"/> for any character outside its alphabet or an impossible length.</summary>
     public static bool TryDecode(ReadOnlySpan<char> text, out byte[] bytes)
     {
-        bytes = [];
-        if (text.Length % 4 == 1)
+        var buffer = new byte[MaxDecodedLength(text.Length)];
+        if (!TryDecode(text, buffer, out var written))
         {
-            return false;
-        }
-
-        var padded = new char[text.Length + ((4 - (text.Length % 4)) % 4)];
-        for (var i = 0; i < text.Length; i++)
-        {
-            var c = text[i];
-            if (!(char.IsAsciiLetterOrDigit(c) || c is '-' or '_'))
-            {
-                return false;
-            }
-
-            padded[i] = c switch
-            {
-                '-' => '+',
-                '_' => '/',
-                _ => c,
-            };
-        }
-
-        padded.AsSpan(text.Length).Fill('=');
-        var buffer = new byte[padded.Length / 4 * 3];
-        if (!Convert.TryFromBase64Chars(padded, buffer, out var written))
-        {
+            bytes = [];
             return false;
         }
 
