@@ -1,0 +1,150 @@
+using System.Globalization;
+using Microsoft.Extensions.Configuration;
+using Microsoft.Extensions.DependencyInjection;
+using Microsoft.Extensions.Options;
+
+namespace Mistral.Auth.Tool;
+
+/// <summary>
+/// <c>mistral-auth inspect | token | check</c>. Progress and errors go to standard error, the token alone to standard
+/// output; secrets are never written anywhere (settings are shown through <see cref="MistralAuthOptions.ToString"/>).
+/// </summary>
+internal static class MistralAuthCommand
+{
+    public const string Usage = """
+        usage:
+          mistral-auth inspect [<token> | -]     decode a JWT: header, claims, issued, expiry, time left (never prints it)
+          mistral-auth token [options]           print a valid access token on standard output, for curl
+          mistral-auth check [options]           validate the settings, call the token endpoint once, report what it would do
+
+        options (token, check):
+          --config <file>     a JSON file holding the settings (default: appsettings.json in this folder, if any)
+          --section <name>    the section holding them (default: MistralAuth)
+          --store <file>      a FileTokenStore: the token and a rotated refresh token are kept there between runs
+                              (default: $MISTRAL_AUTH_TOKEN_STORE, else nothing is kept)
+        The settings are the library's: MistralAuth__ClientId, MistralAuth__RefreshToken, MistralAuth__TokenEndpoint, …
+        environment variables override the file.
+
+        exit codes: 0 ok (inspect: valid now); 1 the token endpoint failed (inspect: expired); 2 usage (inspect: not a
+        readable JWT); 3 invalid configuration; 4 credentials rejected (invalid_grant, invalid_client): new ones needed
+        """;
+
+    public static async Task<int> RunAsync(
+        string[] args, TextWriter stdout, TextWriter stderr, TextReader stdin, IConfiguration? environment, TimeProvider time)
+    {
+        if (args.Length == 0 || args[0] is "-h" or "--help" or "help")
+        {
+            (args.Length == 0 ? stderr : stdout).WriteLine(Usage);
+            return args.Length == 0 ? ExitCodes.Usage : ExitCodes.Ok;
+        }
+
+        switch (args[0])
+        {
+            case "inspect":
+                var token = args.Length > 1 && args[1] != "-" ? args[1] : await stdin.ReadToEndAsync().ConfigureAwait(false);
+                return TokenInspector.Inspect(token, stdout, time);
+            case "token" or "check":
+                if (!TryParse(args.AsSpan(1), out var settings, out var problem))
+                {
+                    await stderr.WriteLineAsync($"mistral-auth: {problem}\n\n{Usage}").ConfigureAwait(false);
+                    return ExitCodes.Usage;
+                }
+
+                return await RunWithManagerAsync(args[0], settings, stdout, stderr, environment, time).ConfigureAwait(false);
+            default:
+                await stderr.WriteLineAsync($"mistral-auth: unknown command '{args[0]}'\n\n{Usage}").ConfigureAwait(false);
+                return ExitCodes.Usage;
+        }
+    }
+
+    private static async Task<int> RunWithManagerAsync(
+        string command, Settings settings, TextWriter stdout, TextWriter stderr, IConfiguration? environment, TimeProvider time)
+    {
+        var configuration = new ConfigurationBuilder()
+            .SetBasePath(Directory.GetCurrentDirectory())
+            .AddJsonFile(settings.ConfigFile ?? "appsettings.json", optional: settings.ConfigFile is null)
+            .AddConfiguration(environment ?? new ConfigurationBuilder().AddEnvironmentVariables().Build())
+            .Build();
+        var storePath = settings.StorePath ?? configuration["MISTRAL_AUTH_TOKEN_STORE"];
+
+        var services = new ServiceCollection();
+        services.AddSingleton(time);
+        var builder = services.AddMistralAuth(configuration.GetSection(settings.Section));
+        if (!string.IsNullOrWhiteSpace(storePath))
+        {
+            builder.UseFileTokenStore(Path.GetFullPath(storePath));
+        }
+
+        await using var provider = services.BuildServiceProvider();
+        MistralAuthOptions options;
+        TokenManager manager;
+        try
+        {
+            options = provider.GetRequiredService<IOptions<MistralAuthOptions>>().Value;
+            manager = provider.GetRequiredService<TokenManager>();
+        }
+        catch (OptionsValidationException ex)
+        {
+            await stderr.WriteLineAsync($"mistral-auth: the configuration in section '{settings.Section}' is invalid: {string.Join(" ", ex.Failures)}").ConfigureAwait(false);
+            return ExitCodes.InvalidConfiguration;
+        }
+        catch (ArgumentException ex)
+        {
+            await stderr.WriteLineAsync($"mistral-auth: the configuration in section '{settings.Section}' is invalid: {ex.Message}").ConfigureAwait(false);
+            return ExitCodes.InvalidConfiguration;
+        }
+
+        try
+        {
+            if (command == "token")
+            {
+                await stderr.WriteLineAsync("mistral-auth: getting an access token…").ConfigureAwait(false);
+                var result = await manager.GetAccessTokenResultAsync().ConfigureAwait(false);
+                await stdout.WriteLineAsync(result.AccessToken).ConfigureAwait(false);
+                await stderr.WriteLineAsync(result.ExpiresOn is { } on ? $"mistral-auth: valid until {on.ToString("u", CultureInfo.InvariantCulture)}" : "mistral-auth: no expiry known").ConfigureAwait(false);
+                return ExitCodes.Ok;
+            }
+
+            return await Checker.CheckAsync(options, manager, storePath, stdout, time).ConfigureAwait(false);
+        }
+        catch (MistralAuthException ex)
+        {
+            await stderr.WriteLineAsync($"mistral-auth: {ex.Message}").ConfigureAwait(false);
+            return ex.RequiresNewCredentials ? ExitCodes.CredentialsRejected : ExitCodes.Failed;
+        }
+    }
+
+    private static bool TryParse(ReadOnlySpan<string> args, out Settings settings, out string problem)
+    {
+        settings = new Settings();
+        problem = string.Empty;
+        for (var i = 0; i < args.Length; i++)
+        {
+            var name = args[i];
+            if (i + 1 >= args.Length || name is not ("--config" or "--section" or "--store"))
+            {
+                problem = name is "--config" or "--section" or "--store" ? $"{name} needs a value" : $"unknown option '{name}'";
+                return false;
+            }
+
+            var value = args[++i];
+            switch (name)
+            {
+                case "--config": settings.ConfigFile = value; break;
+                case "--section": settings.Section = value; break;
+                default: settings.StorePath = value; break;
+            }
+        }
+
+        return true;
+    }
+
+    private sealed class Settings
+    {
+        public string? ConfigFile { get; set; }
+
+        public string Section { get; set; } = "MistralAuth";
+
+        public string? StorePath { get; set; }
+    }
+}
