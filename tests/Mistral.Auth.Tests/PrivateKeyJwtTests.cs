@@ -129,6 +129,46 @@ public class PrivateKeyJwtTests
         Assert.Equal(0, h.Simulator.TokenRequests);
     }
 
+    [Theory]
+    [InlineData("signed")]
+    [InlineData("supplied")]
+    public async Task AssertionEchoedByTheServer_IsScrubbedFromTheError(string source)
+    {
+        using var key = SigningMaterial.Create("ec-jwk");
+        const string Supplied = "eyJhbGciOiJSUzI1NiJ9.eyJpc3MiOiJrOHMtc2VydmljZS1hY2NvdW50In0.a3ViZXJuZXRlcy1zaWduYXR1cmU";
+        using var h = new Harness(o =>
+        {
+            o.ClientSecret = null;
+            o.TokenRequestFormat = TokenRequestFormat.Form;
+            if (source == "signed")
+            {
+                key.Apply(o);
+            }
+            else
+            {
+                o.ClientAssertionProvider = _ => ValueTask.FromResult(Supplied);
+            }
+        });
+        h.Simulator.Server.Given(WireMock.RequestBuilders.Request.Create().WithPath("/auth/token")).AtPriority(1).RespondWith(
+            WireMock.ResponseBuilders.Response.Create().WithCallback(request => new WireMock.ResponseMessage
+            {
+                StatusCode = 400,
+                Headers = new Dictionary<string, WireMock.Types.WireMockList<string>> { ["Content-Type"] = new("application/json") },
+                BodyData = new WireMock.Util.BodyData
+                {
+                    BodyAsString = JsonSerializer.Serialize(new { error = "invalid_request", error_description = "cannot parse " + request.Body }),
+                    DetectedBodyType = WireMock.Types.BodyType.String,
+                },
+            }));
+
+        var error = await Assert.ThrowsAsync<MistralAuthException>(() => h.Manager.GetAccessTokenAsync(Ct).AsTask());
+
+        var sent = System.Web.HttpUtility.ParseQueryString(h.Simulator.Server.LogEntries.Last().RequestMessage!.Body!)["client_assertion"]!;
+        Assert.Contains("cannot parse", error.Message, StringComparison.Ordinal);
+        Assert.DoesNotContain(sent.Split('.')[1], error.ToString(), StringComparison.Ordinal);
+        Assert.DoesNotContain(sent.Split('.')[2], error.ToString(), StringComparison.Ordinal);
+    }
+
     [Fact]
     public async Task WrongKey_InvalidClient_FailsFast()
     {

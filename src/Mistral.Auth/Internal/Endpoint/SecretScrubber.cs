@@ -54,6 +54,7 @@ internal static class SecretScrubber
         var forms = new HashSet<string>(StringComparer.Ordinal);
         AddForms(forms, credentials.ClientSecret);
         AddForms(forms, credentials.RefreshToken);
+        AddForms(forms, credentials.Assertion);
         if (!string.IsNullOrEmpty(credentials.ClientSecret))
         {
             // HTTP Basic (RFC 6749 §2.3.1): base64 of "id:secret", each form-encoded first, or as they are.

@@ -94,6 +94,11 @@ internal sealed class TokenEndpointClient : IDisposable
         var target = _configured ?? await _discovery!.GetAsync(cancellationToken).ConfigureAwait(false);
         var attempts = new AttemptCount();
         var response = await SendAsync(target, credentials, attempts, cancellationToken).ConfigureAwait(false);
+        if (attempts.Assertion is { } assertion)
+        {
+            credentials = credentials with { Assertion = assertion };
+        }
+
         using (response)
         {
             if ((int)response.StatusCode is (>= 300 and < 400) or 404 or 405 or 410)
@@ -138,6 +143,7 @@ internal sealed class TokenEndpointClient : IDisposable
                 {
                     attempts.Value++;
                     var proof = await _authenticator.ProveAsync(credentials, target, token).ConfigureAwait(false);
+                    attempts.Assertion = proof.ClientAssertion;
                     using var request = new HttpRequestMessage(HttpMethod.Post, target.Endpoint)
                     {
                         Content = TokenRequestContent.Create(credentials, proof, _options),
@@ -203,6 +209,9 @@ internal sealed class TokenEndpointClient : IDisposable
     private sealed class AttemptCount
     {
         public int Value { get; set; }
+
+        /// <summary>The client assertion of the last attempt: a credential too, scrubbed from what the server says.</summary>
+        public string? Assertion { get; set; }
     }
 
     /// <summary>
