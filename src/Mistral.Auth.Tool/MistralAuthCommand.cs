@@ -96,22 +96,25 @@ internal static class MistralAuthCommand
 
         try
         {
-            if (command == "token")
-            {
-                await stderr.WriteLineAsync("mistral-auth: getting an access token…").ConfigureAwait(false);
-                var result = await manager.GetAccessTokenResultAsync().ConfigureAwait(false);
-                await stdout.WriteLineAsync(result.AccessToken).ConfigureAwait(false);
-                await stderr.WriteLineAsync(result.ExpiresOn is { } on ? $"mistral-auth: valid until {on.ToString("u", CultureInfo.InvariantCulture)}" : "mistral-auth: no expiry known").ConfigureAwait(false);
-                return ExitCodes.Ok;
-            }
-
-            return await Checker.CheckAsync(options, manager, storePath, stdout, time).ConfigureAwait(false);
+            return command == "token"
+                ? await PrintTokenAsync(manager, stdout, stderr).ConfigureAwait(false)
+                : await Checker.CheckAsync(options, manager, storePath, stdout, time).ConfigureAwait(false);
         }
         catch (MistralAuthException ex)
         {
             await stderr.WriteLineAsync($"mistral-auth: {ex.Message}").ConfigureAwait(false);
             return ex.RequiresNewCredentials ? ExitCodes.CredentialsRejected : ExitCodes.Failed;
         }
+    }
+
+    /// <summary><c>token</c>: the access token alone on standard output, everything else on standard error.</summary>
+    private static async Task<int> PrintTokenAsync(TokenManager manager, TextWriter stdout, TextWriter stderr)
+    {
+        await stderr.WriteLineAsync("mistral-auth: getting an access token…").ConfigureAwait(false);
+        var result = await manager.GetAccessTokenResultAsync().ConfigureAwait(false);
+        await stdout.WriteLineAsync(result.AccessToken).ConfigureAwait(false);
+        await stderr.WriteLineAsync(result.ExpiresOn is { } on ? $"mistral-auth: valid until {on.ToString("u", CultureInfo.InvariantCulture)}" : "mistral-auth: no expiry known").ConfigureAwait(false);
+        return ExitCodes.Ok;
     }
 
     private static bool TryParse(ReadOnlySpan<string> args, out Settings settings, out string problem)

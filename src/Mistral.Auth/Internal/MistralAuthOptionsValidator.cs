@@ -56,6 +56,12 @@ internal sealed class MistralAuthOptionsValidator : IValidateOptions<MistralAuth
                 return;
         }
 
+        CheckAssertionSettings(options, assertionSources, hasSecret, failures);
+    }
+
+    /// <summary>The private_key_jwt settings: only with a method that sends an assertion, never with a secret, a usable key.</summary>
+    private static void CheckAssertionSettings(MistralAuthOptions options, int assertionSources, bool hasSecret, List<string> failures)
+    {
         var assertion = options.ClientAuthentication is ClientAuthenticationMethod.PrivateKeyJwt or ClientAuthenticationMethod.Automatic;
         if (assertionSources > 0 && !assertion)
         {
