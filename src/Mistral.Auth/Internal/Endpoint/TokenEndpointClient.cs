@@ -21,16 +21,6 @@ internal sealed class TokenEndpointClient : IDisposable
     private readonly TokenEndpointTarget? _configured;
     private readonly AuthorizationServerDiscovery? _discovery;
 
-    public TokenEndpointClient(
-        Func<HttpClient> httpClientFactory,
-        MistralAuthOptions options,
-        ResiliencePipeline<HttpResponseMessage> pipeline,
-        ClientAuthenticator authenticator,
-        AuthorizationServerDiscovery? discovery)
-        : this(httpClientFactory, null, options, Task.FromResult(pipeline), authenticator, discovery)
-    {
-    }
-
     private TokenEndpointClient(
         Func<HttpClient> httpClientFactory,
         HttpClient? owned,
