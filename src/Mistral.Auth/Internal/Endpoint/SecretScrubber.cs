@@ -58,7 +58,7 @@ internal static class SecretScrubber
         if (!string.IsNullOrEmpty(credentials.ClientSecret))
         {
             // HTTP Basic (RFC 6749 §2.3.1): base64 of "id:secret", each form-encoded first, or as they are.
-            AddBase64(forms, $"{TokenRequestContent.FormEncode(credentials.ClientId)}:{TokenRequestContent.FormEncode(credentials.ClientSecret)}");
+            AddBase64(forms, ClientAuthenticator.BasicPair(credentials.ClientId, credentials.ClientSecret));
             AddBase64(forms, $"{credentials.ClientId}:{credentials.ClientSecret}");
         }
 

@@ -78,7 +78,7 @@ internal sealed class ClientAuthenticator : IDisposable
         switch (method)
         {
             case ClientAuthenticationMethod.ClientSecretBasic when credentials.ClientSecret is not null:
-                var pair = $"{TokenRequestContent.FormEncode(credentials.ClientId)}:{TokenRequestContent.FormEncode(credentials.ClientSecret)}";
+                var pair = BasicPair(credentials.ClientId, credentials.ClientSecret);
                 return new ClientProof(null, null, null, new AuthenticationHeaderValue("Basic", Convert.ToBase64String(Encoding.UTF8.GetBytes(pair))));
             case ClientAuthenticationMethod.PrivateKeyJwt:
                 var assertion = _key is not null
@@ -91,6 +91,10 @@ internal sealed class ClientAuthenticator : IDisposable
                 return new ClientProof(credentials.ClientId, credentials.ClientSecret, null, null);
         }
     }
+
+    /// <summary>What client_secret_basic encodes: <c>urlencode(id) ":" urlencode(secret)</c> (RFC 6749 §2.3.1).</summary>
+    public static string BasicPair(string clientId, string clientSecret) =>
+        $"{TokenRequestContent.FormEncode(clientId)}:{TokenRequestContent.FormEncode(clientSecret)}";
 
     public void Dispose() => _key?.Dispose();
 
