@@ -29,7 +29,8 @@ internal static class JwtExpiry
             return false;
         }
 
-        var buffer = ArrayPool<byte>.Shared.Rent(Base64Url.MaxDecodedLength(text.Length));
+        // The header is decoded at the front of the buffer and kept; the payload after it.
+        var buffer = ArrayPool<byte>.Shared.Rent(Base64Url.MaxDecodedLength(text.Length) + 3);
         try
         {
             if (!Base64Url.TryDecode(text[..firstDot], buffer, out var headerLength) || !StartsLikeObject(buffer.AsSpan(0, headerLength)))
@@ -49,15 +50,15 @@ internal static class JwtExpiry
             }
 
             var rest = text[(firstDot + 1)..];
-            if (!Base64Url.TryDecode(rest[..rest.IndexOf('.')], buffer, out var payloadLength))
+            if (!Base64Url.TryDecode(rest[..rest.IndexOf('.')], buffer.AsSpan(headerLength), out var payloadLength))
             {
                 throw Malformed("its payload segment is not valid base64url");
             }
 
-            ReadClaims(buffer.AsSpan(0, payloadLength), out expiresAt, out issuedAt);
+            ReadClaims(buffer.AsSpan(headerLength, payloadLength), out expiresAt, out issuedAt);
 
             // The header must be a JSON object too (RFC 7515 §4); the signature is the server's business, never checked here.
-            if (!Base64Url.TryDecode(text[..firstDot], buffer, out headerLength) || !IsValidObject(buffer.AsSpan(0, headerLength)))
+            if (!IsValidObject(buffer.AsSpan(0, headerLength)))
             {
                 throw Malformed("its header is not a base64url JSON object");
             }
