@@ -235,8 +235,7 @@ public sealed class MistralAuthHandler : DelegatingHandler
 
             if (challenge.NewTokenCannotHelp)
             {
-                _logger.UnauthorizedNotRefreshed(challenge.ErrorTag, rejected.Fingerprint);
-                _tokenManager.Telemetry.Unauthorized.Add(1, new("error", challenge.ErrorTag), new("outcome", "returned"));
+                _tokenManager.RecordRefreshDeclined(challenge, _logger, rejected.Fingerprint);
                 return null;
             }
 

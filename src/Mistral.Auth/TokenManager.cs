@@ -41,6 +41,7 @@ public sealed class TokenManager : IDisposable
 
     private MistralAuthTelemetry? _instruments;
     private RefreshTelemetry? _refreshTelemetry;
+    private object? _telemetryLock;
     private AccessTokenState? _state;
     private Task<AccessTokenState>? _refresh;
     private RefreshAttempt? _attempt;
@@ -145,13 +146,14 @@ public sealed class TokenManager : IDisposable
     public event EventHandler<TokenRefreshFailedEventArgs>? RefreshFailed;
 
     /// <summary>The package's instruments, shared with the handler.</summary>
+    /// <remarks>Made once, at first use: two callers racing there must not create the instruments twice.</remarks>
     internal MistralAuthTelemetry Telemetry =>
-        Volatile.Read(ref _instruments) ?? LazyInitializer.EnsureInitialized(ref _instruments, () => MistralAuthTelemetry.Create(_meterFactory));
+        LazyInitializer.EnsureInitialized(ref _instruments, ref _telemetryLock, () => MistralAuthTelemetry.Create(_meterFactory));
 
     /// <summary>The refresh's span, metrics and logs, made at the first refresh (an API key never needs them).</summary>
     private RefreshTelemetry RefreshTelemetry =>
-        Volatile.Read(ref _refreshTelemetry) ?? LazyInitializer.EnsureInitialized(
-            ref _refreshTelemetry, () => new RefreshTelemetry(_logger, Telemetry, _options.Authority ?? _options.TokenEndpoint, _time));
+        LazyInitializer.EnsureInitialized(
+            ref _refreshTelemetry, ref _telemetryLock, () => new RefreshTelemetry(_logger, Telemetry, _options.Authority ?? _options.TokenEndpoint, _time));
 
     /// <summary>The settings in force (a copy of those given), for the handler's allowed hosts and header rule.</summary>
     internal MistralAuthOptions Settings => _options;
@@ -251,12 +253,21 @@ public sealed class TokenManager : IDisposable
         var challenge = BearerChallenge.FromHeaderValue(wwwAuthenticate);
         if (challenge.NewTokenCannotHelp)
         {
-            _logger.UnauthorizedNotRefreshed(challenge.ErrorTag, AccessTokenState.ComputeFingerprint(rejectedAccessToken));
-            Telemetry.Unauthorized.Add(1, new("error", challenge.ErrorTag), new("outcome", "returned"));
+            RecordRefreshDeclined(challenge, _logger, AccessTokenState.ComputeFingerprint(rejectedAccessToken));
             return null;
         }
 
         return await RefreshAfterRejectionAsync(rejectedAccessToken, cancellationToken).ConfigureAwait(false);
+    }
+
+    /// <summary>
+    /// A 401 whose challenge a new token cannot fix is returned without a refresh: logged (on the caller's logger) and
+    /// counted the same way by the handler and by <see cref="RefreshAfterUnauthorizedAsync"/>.
+    /// </summary>
+    internal void RecordRefreshDeclined(BearerChallenge challenge, ILogger logger, string fingerprint)
+    {
+        logger.UnauthorizedNotRefreshed(challenge.ErrorTag, fingerprint);
+        Telemetry.Unauthorized.Add(1, new("error", challenge.ErrorTag), new("outcome", "returned"));
     }
 
     /// <summary>
