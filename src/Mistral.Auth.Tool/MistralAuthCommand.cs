@@ -60,19 +60,18 @@ internal static class MistralAuthCommand
     private static async Task<int> RunWithManagerAsync(
         string command, Settings settings, TextWriter stdout, TextWriter stderr, IConfiguration? environment, TimeProvider time)
     {
-        var configuration = new ConfigurationBuilder()
+        var builder = new ConfigurationBuilder()
             .SetBasePath(Directory.GetCurrentDirectory())
-            .AddJsonFile(settings.ConfigFile ?? "appsettings.json", optional: settings.ConfigFile is null)
-            .AddConfiguration(environment ?? new ConfigurationBuilder().AddEnvironmentVariables().Build())
-            .Build();
+            .AddJsonFile(settings.ConfigFile ?? "appsettings.json", optional: settings.ConfigFile is null);
+        var configuration = (environment is null ? builder.AddEnvironmentVariables() : builder.AddConfiguration(environment)).Build();
         var storePath = settings.StorePath ?? configuration["MISTRAL_AUTH_TOKEN_STORE"];
 
         var services = new ServiceCollection();
         services.AddSingleton(time);
-        var builder = services.AddMistralAuth(configuration.GetSection(settings.Section));
+        var credential = services.AddMistralAuth(configuration.GetSection(settings.Section));
         if (!string.IsNullOrWhiteSpace(storePath))
         {
-            builder.UseFileTokenStore(Path.GetFullPath(storePath));
+            credential.UseFileTokenStore(Path.GetFullPath(storePath));
         }
 
         await using var provider = services.BuildServiceProvider();
