@@ -19,7 +19,7 @@ public sealed class OidcProviderFixture : IDisposable
     public OidcProviderFixture()
     {
         var directory = FindServerDirectory();
-        if (directory is null || FindOnPath("node") is not { } node)
+        if (directory is null || ExecutablePath.Find("node") is not { } node)
         {
             _problem = "No node (or no tests/OidcProvider folder): the certified-server tests need Node.js 20+ and npm.";
             return;
@@ -27,7 +27,7 @@ public sealed class OidcProviderFixture : IDisposable
 
         if (!Directory.Exists(Path.Combine(directory, "node_modules", "oidc-provider")))
         {
-            var npm = FindOnPath("npm");
+            var npm = ExecutablePath.Find("npm");
             var npmError = npm is null ? "npm not found" : Run(npm, directory, "ci", "--no-audit", "--no-fund");
             if (npmError is not null)
             {
@@ -171,12 +171,6 @@ public sealed class OidcProviderFixture : IDisposable
 
         return null;
     }
-
-    private static string? FindOnPath(string name) =>
-        (Environment.GetEnvironmentVariable("PATH") ?? string.Empty)
-            .Split(Path.PathSeparator, StringSplitOptions.RemoveEmptyEntries)
-            .Select(dir => Path.Combine(dir, name))
-            .FirstOrDefault(File.Exists);
 
     /// <summary>Runs a command to completion; returns null on success, else what it printed.</summary>
     private static string? Run(string file, string directory, params string[] arguments)

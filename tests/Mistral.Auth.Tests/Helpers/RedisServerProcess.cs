@@ -25,11 +25,7 @@ internal sealed class RedisServerProcess : IDisposable
     public string Configuration => $"127.0.0.1:{Port}";
 
     /// <summary>Finds redis-server on the PATH, or returns null.</summary>
-    public static string? FindServer() =>
-        (Environment.GetEnvironmentVariable("PATH") ?? string.Empty)
-            .Split(Path.PathSeparator, StringSplitOptions.RemoveEmptyEntries)
-            .Select(dir => Path.Combine(dir, "redis-server"))
-            .FirstOrDefault(File.Exists);
+    public static string? FindServer() => ExecutablePath.Find("redis-server");
 
     public void Start()
     {
