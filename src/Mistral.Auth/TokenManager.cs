@@ -148,11 +148,13 @@ public sealed class TokenManager : IDisposable
     /// <summary>The package's instruments, shared with the handler.</summary>
     /// <remarks>Made once, at first use: two callers racing there must not create the instruments twice.</remarks>
     internal MistralAuthTelemetry Telemetry =>
-        LazyInitializer.EnsureInitialized(ref _instruments, ref _telemetryLock, () => MistralAuthTelemetry.Create(_meterFactory));
+        Volatile.Read(ref _instruments)
+        ?? LazyInitializer.EnsureInitialized(ref _instruments, ref _telemetryLock, () => MistralAuthTelemetry.Create(_meterFactory));
 
     /// <summary>The refresh's span, metrics and logs, made at the first refresh (an API key never needs them).</summary>
     private RefreshTelemetry RefreshTelemetry =>
-        LazyInitializer.EnsureInitialized(
+        Volatile.Read(ref _refreshTelemetry)
+        ?? LazyInitializer.EnsureInitialized(
             ref _refreshTelemetry, ref _telemetryLock, () => new RefreshTelemetry(_logger, Telemetry, _options.Authority ?? _options.TokenEndpoint, _time));
 
     /// <summary>The settings in force (a copy of those given), for the handler's allowed hosts and header rule.</summary>

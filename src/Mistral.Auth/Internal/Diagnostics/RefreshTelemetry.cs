@@ -37,17 +37,28 @@ internal sealed class RefreshTelemetry(ILogger logger, MistralAuthTelemetry inst
         {
             // Logged as TokenAdopted where it was taken: no token endpoint call happened here.
         }
-        else if (previous is null && attempt.Reason == RefreshReasons.Initial)
+        else if (logger.IsEnabled(LogLevel.Information))
         {
-            logger.TokenAcquired(fresh.Fingerprint, fresh.ExpiresOn);
-        }
-        else
-        {
-            logger.RefreshSucceeded(attempt.Reason, fresh.Fingerprint, fresh.ExpiresOn);
+            // The fingerprint is a SHA-256: computed only for a record that is written.
+            if (previous is null && attempt.Reason == RefreshReasons.Initial)
+            {
+                logger.TokenAcquired(fresh.Fingerprint, fresh.ExpiresOn);
+            }
+            else
+            {
+                logger.RefreshSucceeded(attempt.Reason, fresh.Fingerprint, fresh.ExpiresOn);
+            }
         }
 
-        logger.RefreshScheduled(fresh.Fingerprint, fresh.RefreshOn);
-        Raise(sender, handler, new TokenRefreshedEventArgs(fresh.ExpiresOn, attempt.Reason, acquired.Rotated), nameof(TokenManager.TokenRefreshed));
+        if (logger.IsEnabled(LogLevel.Debug))
+        {
+            logger.RefreshScheduled(fresh.Fingerprint, fresh.RefreshOn);
+        }
+
+        if (handler is not null)
+        {
+            Raise(sender, handler, new TokenRefreshedEventArgs(fresh.ExpiresOn, attempt.Reason, acquired.Rotated), nameof(TokenManager.TokenRefreshed));
+        }
     }
 
     /// <summary>A refresh that failed; <paramref name="previous"/> is the token served before it, if any.</summary>
@@ -69,7 +80,10 @@ internal sealed class RefreshTelemetry(ILogger logger, MistralAuthTelemetry inst
 
         if (stillValid)
         {
-            logger.BackgroundRefreshFailed(previous!.Fingerprint, previous.ExpiresOn, retryDelay, failure.Message, failure);
+            if (logger.IsEnabled(LogLevel.Warning))
+            {
+                logger.BackgroundRefreshFailed(previous!.Fingerprint, previous.ExpiresOn, retryDelay, failure.Message, failure);
+            }
         }
         else
         {
