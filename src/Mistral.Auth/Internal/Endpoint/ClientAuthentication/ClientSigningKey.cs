@@ -10,8 +10,11 @@ namespace Mistral.Auth.Internal;
 /// </summary>
 internal sealed class ClientSigningKey : IDisposable
 {
-    private ClientSigningKey(AsymmetricAlgorithm key, string algorithm, string? keyId, X509Certificate2? certificate)
+    private readonly bool _owned;
+
+    private ClientSigningKey(AsymmetricAlgorithm key, string algorithm, string? keyId, X509Certificate2? certificate, bool owned)
     {
+        _owned = owned;
         Key = key;
         Algorithm = algorithm;
         KeyId = keyId;
@@ -52,11 +55,23 @@ internal sealed class ClientSigningKey : IDisposable
             return null;
         }
 
-        var text = options.ClientSigningKey.Trim();
-        return text.StartsWith('{')
-            ? FromJwk(text, options)
-            : Create(FromPem(text), options.ClientSigningAlgorithm, options.ClientSigningKeyId, null, "ClientSigningKey");
+        return FromText(options.ClientSigningKey, options.ClientSigningAlgorithm, options.ClientSigningKeyId, "ClientSigningKey");
     }
+
+    /// <summary>Loads a PEM or JWK private key given in the setting named <paramref name="setting"/>.</summary>
+    /// <exception cref="ArgumentException">The key or the algorithm is unusable; the message names the setting.</exception>
+    public static ClientSigningKey FromText(string text, string? algorithm, string? keyId, string setting)
+    {
+        text = text.Trim();
+        return text.StartsWith('{')
+            ? FromJwk(text, algorithm, keyId, setting)
+            : Create(FromPem(text, setting), algorithm, keyId, null, setting);
+    }
+
+    /// <summary>Wraps a key made in code: the application's to dispose unless <paramref name="owned"/>.</summary>
+    /// <exception cref="ArgumentException">The key does not fit the algorithm; the message names the setting.</exception>
+    public static ClientSigningKey FromKey(AsymmetricAlgorithm key, string? algorithm, string setting, bool owned = false) =>
+        Create(key, algorithm, null, null, setting, owned);
 
     public byte[] Sign(byte[] data) => Key switch
     {
@@ -68,18 +83,24 @@ internal sealed class ClientSigningKey : IDisposable
         _ => throw new InvalidOperationException("Unsupported signing key."),
     };
 
-    public void Dispose() => Key.Dispose();
+    public void Dispose()
+    {
+        if (_owned)
+        {
+            Key.Dispose();
+        }
+    }
 
-    private static AsymmetricAlgorithm FromPem(string pem)
+    private static AsymmetricAlgorithm FromPem(string pem, string setting)
     {
         if (pem.Contains("ENCRYPTED", StringComparison.Ordinal))
         {
-            throw new ArgumentException("MistralAuthOptions.ClientSigningKey is an encrypted PEM key: decrypt it first (the package takes no passphrase), or pass an X509Certificate2 as ClientSigningCertificate.");
+            throw new ArgumentException($"MistralAuthOptions.{setting} is an encrypted PEM key: decrypt it first (the package takes no passphrase).");
         }
 
         if (!pem.Contains("PRIVATE KEY-----", StringComparison.Ordinal))
         {
-            throw new ArgumentException("MistralAuthOptions.ClientSigningKey is neither a PEM private key (-----BEGIN PRIVATE KEY-----, RSA PRIVATE KEY or EC PRIVATE KEY) nor a JWK (a JSON object).");
+            throw new ArgumentException($"MistralAuthOptions.{setting} is neither a PEM private key (-----BEGIN PRIVATE KEY-----, RSA PRIVATE KEY or EC PRIVATE KEY) nor a JWK (a JSON object).");
         }
 
         // PKCS#8 does not say which algorithm it holds until it is read: try RSA, then EC.
@@ -103,11 +124,11 @@ internal sealed class ClientSigningKey : IDisposable
         catch (Exception ex) when (ex is CryptographicException or ArgumentException)
         {
             ecdsa.Dispose();
-            throw new ArgumentException("MistralAuthOptions.ClientSigningKey could not be read as an RSA or EC private key in PEM.");
+            throw new ArgumentException($"MistralAuthOptions.{setting} could not be read as an RSA or EC private key in PEM.");
         }
     }
 
-    private static ClientSigningKey FromJwk(string json, MistralAuthOptions options)
+    private static ClientSigningKey FromJwk(string json, string? algorithm, string? keyId, string setting)
     {
         JsonDocument document;
         try
@@ -116,7 +137,7 @@ internal sealed class ClientSigningKey : IDisposable
         }
         catch (JsonException)
         {
-            throw new ArgumentException("MistralAuthOptions.ClientSigningKey starts like a JWK but is not valid JSON.");
+            throw new ArgumentException($"MistralAuthOptions.{setting} starts like a JWK but is not valid JSON.");
         }
 
         using (document)
@@ -124,37 +145,37 @@ internal sealed class ClientSigningKey : IDisposable
             var jwk = document.RootElement;
             if (jwk.ValueKind != JsonValueKind.Object)
             {
-                throw new ArgumentException("MistralAuthOptions.ClientSigningKey is not a JWK: a JSON object was expected.");
+                throw new ArgumentException($"MistralAuthOptions.{setting} is not a JWK: a JSON object was expected.");
             }
 
             var kty = Member(jwk, "kty");
             AsymmetricAlgorithm key = kty switch
             {
-                "RSA" => RsaFromJwk(jwk),
-                "EC" => EcFromJwk(jwk),
-                _ => throw new ArgumentException($"MistralAuthOptions.ClientSigningKey is a JWK of kty '{kty ?? "(none)"}'; only RSA and EC (P-256) keys can sign."),
+                "RSA" => RsaFromJwk(jwk, setting),
+                "EC" => EcFromJwk(jwk, setting),
+                _ => throw new ArgumentException($"MistralAuthOptions.{setting} is a JWK of kty '{kty ?? "(none)"}'; only RSA and EC (P-256) keys can sign."),
             };
             return Create(
                 key,
-                options.ClientSigningAlgorithm ?? Member(jwk, "alg"),
-                options.ClientSigningKeyId ?? Member(jwk, "kid"),
+                algorithm ?? Member(jwk, "alg"),
+                keyId ?? Member(jwk, "kid"),
                 null,
-                "ClientSigningKey");
+                setting);
         }
     }
 
-    private static RSA RsaFromJwk(JsonElement jwk)
+    private static RSA RsaFromJwk(JsonElement jwk, string setting)
     {
         var parameters = new RSAParameters
         {
-            Modulus = Required(jwk, "n"),
-            Exponent = Required(jwk, "e"),
-            D = Required(jwk, "d"),
-            P = Optional(jwk, "p"),
-            Q = Optional(jwk, "q"),
-            DP = Optional(jwk, "dp"),
-            DQ = Optional(jwk, "dq"),
-            InverseQ = Optional(jwk, "qi"),
+            Modulus = Required(jwk, "n", setting),
+            Exponent = Required(jwk, "e", setting),
+            D = Required(jwk, "d", setting),
+            P = Optional(jwk, "p", setting),
+            Q = Optional(jwk, "q", setting),
+            DP = Optional(jwk, "dp", setting),
+            DQ = Optional(jwk, "dq", setting),
+            InverseQ = Optional(jwk, "qi", setting),
         };
         var rsa = RSA.Create();
         try
@@ -165,22 +186,22 @@ internal sealed class ClientSigningKey : IDisposable
         catch (CryptographicException)
         {
             rsa.Dispose();
-            throw new ArgumentException("MistralAuthOptions.ClientSigningKey is an RSA JWK whose parameters do not form a valid private key.");
+            throw new ArgumentException($"MistralAuthOptions.{setting} is an RSA JWK whose parameters do not form a valid private key.");
         }
     }
 
-    private static ECDsa EcFromJwk(JsonElement jwk)
+    private static ECDsa EcFromJwk(JsonElement jwk, string setting)
     {
         if (Member(jwk, "crv") != "P-256")
         {
-            throw new ArgumentException("MistralAuthOptions.ClientSigningKey is an EC JWK on a curve other than P-256; ES256 needs P-256.");
+            throw new ArgumentException($"MistralAuthOptions.{setting} is an EC JWK on a curve other than P-256; ES256 needs P-256.");
         }
 
         var parameters = new ECParameters
         {
             Curve = ECCurve.NamedCurves.nistP256,
-            Q = new ECPoint { X = Required(jwk, "x"), Y = Required(jwk, "y") },
-            D = Required(jwk, "d"),
+            Q = new ECPoint { X = Required(jwk, "x", setting), Y = Required(jwk, "y", setting) },
+            D = Required(jwk, "d", setting),
         };
         var ecdsa = ECDsa.Create();
         try
@@ -191,12 +212,12 @@ internal sealed class ClientSigningKey : IDisposable
         catch (CryptographicException)
         {
             ecdsa.Dispose();
-            throw new ArgumentException("MistralAuthOptions.ClientSigningKey is an EC JWK whose parameters do not form a valid P-256 private key.");
+            throw new ArgumentException($"MistralAuthOptions.{setting} is an EC JWK whose parameters do not form a valid P-256 private key.");
         }
     }
 
     private static ClientSigningKey Create(
-        AsymmetricAlgorithm key, string? algorithm, string? keyId, X509Certificate2? certificate, string setting)
+        AsymmetricAlgorithm key, string? algorithm, string? keyId, X509Certificate2? certificate, string setting, bool owned = true)
     {
         var chosen = algorithm ?? (key is RSA ? "RS256" : "ES256");
         var fits = chosen switch
@@ -208,24 +229,29 @@ internal sealed class ClientSigningKey : IDisposable
         if (!fits)
         {
             var what = key is RSA ? $"an RSA key of {key.KeySize} bits" : $"an EC key of {key.KeySize} bits";
-            key.Dispose();
+            if (owned)
+            {
+                key.Dispose();
+            }
+
+            var algorithmSetting = setting.StartsWith("DPoP", StringComparison.Ordinal) ? "DPoPAlgorithm" : "ClientSigningAlgorithm";
             throw new ArgumentException(
-                $"MistralAuthOptions.{setting} is {what}, which cannot sign '{chosen}': use RS256 or PS256 with an RSA key of at least 2048 bits, or ES256 with a P-256 key (MistralAuthOptions.ClientSigningAlgorithm).");
+                $"MistralAuthOptions.{setting} is {what}, which cannot sign '{chosen}': use RS256 or PS256 with an RSA key of at least 2048 bits, or ES256 with a P-256 key (MistralAuthOptions.{algorithmSetting}).");
         }
 
-        return new ClientSigningKey(key, chosen, keyId, certificate);
+        return new ClientSigningKey(key, chosen, keyId, certificate, owned);
     }
 
     private static string? Member(JsonElement jwk, string name) =>
         jwk.TryGetProperty(name, out var value) && value.ValueKind == JsonValueKind.String ? value.GetString() : null;
 
-    private static byte[] Required(JsonElement jwk, string name) =>
-        Optional(jwk, name) ?? throw new ArgumentException(
+    private static byte[] Required(JsonElement jwk, string name, string setting) =>
+        Optional(jwk, name, setting) ?? throw new ArgumentException(
             name == "d"
-                ? "MistralAuthOptions.ClientSigningKey is a public JWK: the private part ('d') is needed to sign."
-                : $"MistralAuthOptions.ClientSigningKey is a JWK without '{name}'.");
+                ? $"MistralAuthOptions.{setting} is a public JWK: the private part ('d') is needed to sign."
+                : $"MistralAuthOptions.{setting} is a JWK without '{name}'.");
 
-    private static byte[]? Optional(JsonElement jwk, string name)
+    private static byte[]? Optional(JsonElement jwk, string name, string setting)
     {
         var value = Member(jwk, name);
         if (value is null)
@@ -235,6 +261,6 @@ internal sealed class ClientSigningKey : IDisposable
 
         return Base64Url.TryDecode(value, out var bytes)
             ? bytes
-            : throw new ArgumentException($"MistralAuthOptions.ClientSigningKey is a JWK whose '{name}' is not base64url.");
+            : throw new ArgumentException($"MistralAuthOptions.{setting} is a JWK whose '{name}' is not base64url.");
     }
 }
