@@ -81,6 +81,11 @@ public sealed class MistralAuthHandler : DelegatingHandler
             return base.SendAsync(request, cancellationToken);
         }
 
+        if (_tokenManager.DPoP is { } dpop)
+        {
+            return SendWithProofAsync(request, dpop, synchronous: false, cancellationToken);
+        }
+
         var pendingState = _tokenManager.GetStateAsync(cancellationToken);
         if (!pendingState.IsCompletedSuccessfully || !ReplayableContent.IsReplayableAsIs(request.Content))
         {
@@ -108,6 +113,11 @@ public sealed class MistralAuthHandler : DelegatingHandler
         if ((_preserveExisting && request.Headers.Authorization is not null) || !MayCarryToken(request))
         {
             return base.Send(request, cancellationToken);
+        }
+
+        if (_tokenManager.DPoP is { } dpop)
+        {
+            return SendWithProofAsync(request, dpop, synchronous: true, cancellationToken).GetAwaiter().GetResult();
         }
 
         var replayable = ReplayableContent.PrepareAsync(request.Content, cancellationToken).AsTask().GetAwaiter().GetResult();
@@ -161,6 +171,67 @@ public sealed class MistralAuthHandler : DelegatingHandler
         return _baseAddress?.Value is { IsAbsoluteUri: true } baseAddress
             ? new AllowedHostSet([baseAddress.IdnHost])
             : new AllowedHostSet([settings.DefaultApiHost]);
+    }
+
+    /// <summary>
+    /// A send with a DPoP-bound token (RFC 9449 §7): <c>Authorization: DPoP</c> and a new proof on every send, re-sends
+    /// included. A 401 asking for the server's nonce is sent once more with it, without a refresh, and does not use up
+    /// the one refresh-and-retry a rejected token gets; the token's own 401 follows the same rule as a bearer token's.
+    /// </summary>
+    private async Task<HttpResponseMessage> SendWithProofAsync(
+        HttpRequestMessage request, DPoPContext dpop, bool synchronous, CancellationToken cancellationToken)
+    {
+        var replayable = await ReplayableContent.PrepareAsync(request.Content, cancellationToken).ConfigureAwait(false);
+        var state = await _tokenManager.GetStateAsync(cancellationToken).ConfigureAwait(false);
+        var sentTo = request.RequestUri;
+        var response = await SendProvedAsync(request, state, dpop, replayable, synchronous, cancellationToken).ConfigureAwait(false);
+        if (response.StatusCode != HttpStatusCode.Unauthorized)
+        {
+            return response;
+        }
+
+        var challenge = BearerChallenge.From(response, "DPoP");
+        var retry = await ResolveRetryAsync(request, sentTo, state, response, challenge, cancellationToken).ConfigureAwait(false);
+        if (retry is not { } fresh || !ShouldResend(request, state, fresh, replayable, response, challenge))
+        {
+            return response;
+        }
+
+        return await SendProvedAsync(request, fresh, dpop, replayable, synchronous, cancellationToken).ConfigureAwait(false);
+    }
+
+    /// <summary>One send with a proof; once more with a new proof when the 401 asks for a nonce the server just gave (§9).</summary>
+    private async Task<HttpResponseMessage> SendProvedAsync(
+        HttpRequestMessage request, AccessTokenState state, DPoPContext dpop, bool replayable, bool synchronous, CancellationToken cancellationToken)
+    {
+        Prove(request, state, dpop);
+        var response = synchronous ? base.Send(request, cancellationToken) : await base.SendAsync(request, cancellationToken).ConfigureAwait(false);
+        if (!dpop.Remember(request.RequestUri, response, tokenEndpoint: false)
+            || response.StatusCode != HttpStatusCode.Unauthorized
+            || BearerChallenge.From(response, "DPoP").Error != "use_dpop_nonce"
+            || !replayable
+            || !MayCarryToken(request.RequestUri))
+        {
+            return response;
+        }
+
+        _logger.DPoPNonceRetried(request.RequestUri?.IdnHost ?? "(no URI)");
+        _tokenManager.Telemetry.RequestRetries.Add(1);
+        response.Dispose();
+        Prove(request, state, dpop);
+        response = synchronous ? base.Send(request, cancellationToken) : await base.SendAsync(request, cancellationToken).ConfigureAwait(false);
+        dpop.Remember(request.RequestUri, response, tokenEndpoint: false);
+        return response;
+    }
+
+    /// <summary>Sets <c>Authorization: DPoP</c> and a new proof for this send, bound to the token's hash (<c>ath</c>).</summary>
+    private static void Prove(HttpRequestMessage request, AccessTokenState state, DPoPContext dpop)
+    {
+        request.Headers.Authorization = state.Header;
+        request.Headers.Remove(DPoPContext.ProofHeader);
+        var key = state.BoundKey ?? dpop.Key;
+        request.Headers.TryAddWithoutValidation(
+            DPoPContext.ProofHeader, dpop.CreateProof(key, request.Method, request.RequestUri!, state.AccessTokenHash));
     }
 
     private async Task<HttpResponseMessage> SendSlowAsync(

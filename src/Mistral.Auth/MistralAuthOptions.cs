@@ -1,3 +1,4 @@
+using System.Security.Cryptography;
 using System.Globalization;
 using System.Security.Cryptography.X509Certificates;
 using Mistral.Auth.Internal;
@@ -157,6 +158,33 @@ public sealed class MistralAuthOptions
     /// <value>No default. It is called for every token request, retries included, so it may return a fresh assertion each time.</value>
     public Func<CancellationToken, ValueTask<string>>? ClientAssertionProvider { get; set; }
 
+    /// <summary>
+    /// Gets or sets whether access tokens are sender-constrained with DPoP (RFC 9449): every token request and every API
+    /// request carries a proof signed with a private key, the server binds the token to that key, and a token stolen
+    /// without the key is useless. Without <see cref="DPoPKey"/> or <see cref="DPoPSigningKey"/>, a P-256 key pair is
+    /// generated for this credential.
+    /// </summary>
+    /// <value>
+    /// <see langword="false"/> by default; setting <see cref="DPoPKey"/> or <see cref="DPoPSigningKey"/> turns it on.
+    /// Only for the grants that call the token endpoint: an API key or a token source cannot be bound.
+    /// </value>
+    public bool UseDPoP { get; set; }
+
+    /// <summary>
+    /// Gets or sets the DPoP private key: a PEM private key (PKCS#8, PKCS#1 RSA or SEC1 EC) or a private JWK in JSON.
+    /// Give every instance the same key when they share a token store, so each can use the tokens the others got.
+    /// </summary>
+    /// <value>No default. A secret: never logged, never shown by <see cref="ToString"/>.</value>
+    public string? DPoPKey { get; set; }
+
+    /// <summary>Gets or sets the DPoP private key as an RSA or P-256 <see cref="ECDsa"/> key made in code.</summary>
+    /// <value>No default. Set in code; the key stays the application's to dispose.</value>
+    public AsymmetricAlgorithm? DPoPSigningKey { get; set; }
+
+    /// <summary>Gets or sets the DPoP proofs' signing algorithm: <c>ES256</c>, <c>RS256</c> or <c>PS256</c>.</summary>
+    /// <value>Defaults to the JWK's <c>alg</c> if it has one, else <c>ES256</c> for a P-256 key (and a generated key) and <c>RS256</c> for an RSA key.</value>
+    public string? DPoPAlgorithm { get; set; }
+
     /// <summary>Gets or sets how the refresh request is encoded.</summary>
     /// <value>
     /// Defaults to <see cref="TokenRequestFormat.Json"/>, the body the Mistral documentation shows; with
@@ -223,7 +251,7 @@ public sealed class MistralAuthOptions
     /// <returns>A description of the settings that is safe to log.</returns>
     public override string ToString() => string.Create(
         CultureInfo.InvariantCulture,
-        $"TokenEndpoint={Shown(TokenEndpoint)}, Authority={Shown(Authority)}, ClientId={ClientId ?? "(null)"}, ClientSecret={Mask(ClientSecret)}, RefreshToken={Mask(RefreshToken)}, ApiKey={Mask(ApiKey)}, Scope={Scope ?? "(null)"}, Resources=[{string.Join(", ", Resources)}], Audience={Audience ?? "(null)"}, TokenRequestParameters=[{string.Join(", ", TokenRequestParameters.Keys)}], TokenSource={(TokenSource is null ? "(null)" : TokenSource.GetType().Name)}, RefreshBeforeExpiry={RefreshBeforeExpiry}, TokenRequestFormat={TokenRequestFormat}, ClientAuthentication={ClientAuthentication}, ClientSigningKey={Mask(ClientSigningKey)}, ClientSigningCertificate={ClientSigningCertificate?.Thumbprint ?? "(null)"}, ClientSigningAlgorithm={ClientSigningAlgorithm ?? "(null)"}, ClientAssertionProvider={(ClientAssertionProvider is null ? "(null)" : "(set)")}, RefreshTimeout={RefreshTimeout}, RefreshRetryDelay={RefreshRetryDelay}, AllowedHosts=[{string.Join(", ", AllowedHosts)}], PreserveExistingAuthorization={PreserveExistingAuthorization}, Resilience=({Resilience})");
+        $"TokenEndpoint={Shown(TokenEndpoint)}, Authority={Shown(Authority)}, ClientId={ClientId ?? "(null)"}, ClientSecret={Mask(ClientSecret)}, RefreshToken={Mask(RefreshToken)}, ApiKey={Mask(ApiKey)}, Scope={Scope ?? "(null)"}, Resources=[{string.Join(", ", Resources)}], Audience={Audience ?? "(null)"}, TokenRequestParameters=[{string.Join(", ", TokenRequestParameters.Keys)}], TokenSource={(TokenSource is null ? "(null)" : TokenSource.GetType().Name)}, RefreshBeforeExpiry={RefreshBeforeExpiry}, TokenRequestFormat={TokenRequestFormat}, ClientAuthentication={ClientAuthentication}, ClientSigningKey={Mask(ClientSigningKey)}, ClientSigningCertificate={ClientSigningCertificate?.Thumbprint ?? "(null)"}, ClientSigningAlgorithm={ClientSigningAlgorithm ?? "(null)"}, ClientAssertionProvider={(ClientAssertionProvider is null ? "(null)" : "(set)")}, UseDPoP={UseDPoP}, DPoPKey={Mask(DPoPKey)}, DPoPSigningKey={(DPoPSigningKey is null ? "(null)" : "(set)")}, DPoPAlgorithm={DPoPAlgorithm ?? "(null)"}, RefreshTimeout={RefreshTimeout}, RefreshRetryDelay={RefreshRetryDelay}, AllowedHosts=[{string.Join(", ", AllowedHosts)}], PreserveExistingAuthorization={PreserveExistingAuthorization}, Resilience=({Resilience})");
 
     /// <summary>Which way tokens are obtained, from the settings present.</summary>
     internal CredentialMode Mode =>
@@ -240,6 +268,9 @@ public sealed class MistralAuthOptions
     /// <summary>Whether any setting of <c>private_key_jwt</c> is present.</summary>
     internal bool HasAssertionSettings =>
         !string.IsNullOrWhiteSpace(ClientSigningKey) || ClientSigningCertificate is not null || ClientAssertionProvider is not null;
+
+    /// <summary>Whether tokens are bound with DPoP: asked for, or a DPoP key given.</summary>
+    internal bool DPoPEnabled => UseDPoP || !string.IsNullOrWhiteSpace(DPoPKey) || DPoPSigningKey is not null;
 
     /// <summary>Whether <see cref="TokenEndpoint"/> was set rather than defaulted.</summary>
     internal bool HasExplicitTokenEndpoint => _tokenEndpoint is not null;
@@ -284,6 +315,10 @@ public sealed class MistralAuthOptions
             ClientSigningKeyId = ClientSigningKeyId,
             ClientAssertionAudience = ClientAssertionAudience,
             ClientAssertionProvider = ClientAssertionProvider,
+            UseDPoP = UseDPoP,
+            DPoPKey = DPoPKey,
+            DPoPSigningKey = DPoPSigningKey,
+            DPoPAlgorithm = DPoPAlgorithm,
             RefreshTimeout = RefreshTimeout,
             RefreshRetryDelay = RefreshRetryDelay,
             _configureResiliencePipeline = _configureResiliencePipeline,

@@ -41,6 +41,7 @@ public sealed class TokenManager : IDisposable
 
     private MistralAuthTelemetry? _instruments;
     private RefreshTelemetry? _refreshTelemetry;
+    private readonly DPoPContext? _dpop;
     private object? _telemetryLock;
     private AccessTokenState? _state;
     private Task<AccessTokenState>? _refresh;
@@ -110,8 +111,9 @@ public sealed class TokenManager : IDisposable
 
         // Only the grants that call the token endpoint get its client, and nothing of it is built before it is needed:
         // an API key or a token source starts as fast as a process that builds one header.
+        _dpop = _options.DPoPEnabled ? new DPoPContext(DPoPKey.Load(_options)!, _time) : null;
         var endpoint = mode is CredentialMode.RefreshToken or CredentialMode.ClientCredentials
-            ? TokenEndpointClient.Create(httpClientFactory, _options, _time, _logger)
+            ? TokenEndpointClient.Create(httpClientFactory, _options, _time, _logger, _dpop)
             : null;
         _endpoint = endpoint;
         _acquirer = mode switch
@@ -123,7 +125,8 @@ public sealed class TokenManager : IDisposable
                 _schedule,
                 new StoreCoordinator(tokenStore ?? new InMemoryTokenStore(), _time, _logger, _credentials, _options.RefreshTimeout, _disposed.Token),
                 _time,
-                _logger),
+                _logger,
+                _dpop),
             CredentialMode.TokenSource => new TokenSourceAcquirer(_options.TokenSource!, _schedule, _time),
             _ => new ClientCredentialsAcquirer(endpoint!, _credentials, _schedule, _time),
         };
@@ -156,6 +159,9 @@ public sealed class TokenManager : IDisposable
         Volatile.Read(ref _refreshTelemetry)
         ?? LazyInitializer.EnsureInitialized(
             ref _refreshTelemetry, ref _telemetryLock, () => new RefreshTelemetry(_logger, Telemetry, _options.Authority ?? _options.TokenEndpoint, _time));
+
+    /// <summary>The DPoP key and nonces when tokens are sender-constrained (RFC 9449); <see langword="null"/> for bearer tokens.</summary>
+    internal DPoPContext? DPoP => _dpop;
 
     /// <summary>The settings in force (a copy of those given), for the handler's allowed hosts and header rule.</summary>
     internal MistralAuthOptions Settings => _options;
@@ -316,6 +322,7 @@ public sealed class TokenManager : IDisposable
         }
 
         _endpoint?.Dispose();
+        _dpop?.Dispose();
     }
 
     /// <summary>The token state for the handler: the same rules as <see cref="GetAccessTokenAsync"/>.</summary>

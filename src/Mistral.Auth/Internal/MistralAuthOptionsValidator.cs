@@ -23,7 +23,51 @@ internal sealed class MistralAuthOptionsValidator : IValidateOptions<MistralAuth
         CheckHostsAndFormat(options, failures);
         CheckClientAuthentication(options, failures);
         CheckTokenRequestParameters(options, failures);
+        CheckDPoP(options, failures);
         return failures;
+    }
+
+    /// <summary>DPoP (RFC 9449): only where the package requests the tokens, one key source, a usable key and algorithm.</summary>
+    private static void CheckDPoP(MistralAuthOptions options, List<string> failures)
+    {
+        if (!options.DPoPEnabled)
+        {
+            if (options.DPoPAlgorithm is not null)
+            {
+                failures.Add("MistralAuthOptions.DPoPAlgorithm is set but DPoP is off: set UseDPoP, or remove it.");
+            }
+
+            return;
+        }
+
+        if (options.Mode is not (CredentialMode.RefreshToken or CredentialMode.ClientCredentials))
+        {
+            failures.Add("MistralAuthOptions.UseDPoP needs a grant the package requests from the token endpoint (RefreshToken, or ClientId with a client credential): an ApiKey or a TokenSource's token is not bound to a key of this package's.");
+        }
+
+        if (!string.IsNullOrWhiteSpace(options.DPoPKey) && options.DPoPSigningKey is not null)
+        {
+            failures.Add("MistralAuthOptions.DPoPKey and DPoPSigningKey are alternatives: set only one.");
+            return;
+        }
+
+        if (options.DPoPAlgorithm is { } algorithm && algorithm is not ("ES256" or "RS256" or "PS256"))
+        {
+            failures.Add($"MistralAuthOptions.DPoPAlgorithm '{algorithm}' is not supported: use ES256, RS256 or PS256.");
+            return;
+        }
+
+        if (!string.IsNullOrWhiteSpace(options.DPoPKey) || options.DPoPSigningKey is not null)
+        {
+            try
+            {
+                DPoPKey.Load(options)?.Dispose();
+            }
+            catch (ArgumentException ex)
+            {
+                failures.Add(ex.Message);
+            }
+        }
     }
 
     /// <summary>The client authentication method against the settings it needs (RFC 6749 §2.3, RFC 7523 §2.2).</summary>

@@ -42,6 +42,12 @@ internal sealed class MistralAuthSettings
 
     public string? ClientAssertionAudience { get; set; }
 
+    public bool? UseDPoP { get; set; }
+
+    public string? DPoPKey { get; set; }
+
+    public string? DPoPAlgorithm { get; set; }
+
     public TokenRequestFormat? TokenRequestFormat { get; set; }
 
     public TimeSpan? RefreshTimeout { get; set; }
@@ -76,6 +82,9 @@ internal sealed class MistralAuthSettings
         Set(ClientSigningAlgorithm, v => options.ClientSigningAlgorithm = v);
         Set(ClientSigningKeyId, v => options.ClientSigningKeyId = v);
         Set(ClientAssertionAudience, v => options.ClientAssertionAudience = v);
+        Set(UseDPoP, v => options.UseDPoP = v);
+        Set(DPoPKey, v => options.DPoPKey = v);
+        Set(DPoPAlgorithm, v => options.DPoPAlgorithm = v);
         Set(RefreshBeforeExpiry, v => options.RefreshBeforeExpiry = v);
         Set(ClientAuthentication, v => options.ClientAuthentication = v);
         Set(TokenRequestFormat, v => options.TokenRequestFormat = v);

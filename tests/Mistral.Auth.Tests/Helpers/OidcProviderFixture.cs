@@ -133,6 +133,20 @@ public sealed class OidcProviderFixture : IDisposable
         return JsonDocument.Parse(body).RootElement.GetProperty("refresh_token").GetString()!;
     }
 
+    /// <summary>Moves the server's clock (test-only route): a move of minutes rotates its DPoP nonces.</summary>
+    public async Task SetClockOffsetAsync(TimeSpan offset, CancellationToken cancellationToken)
+    {
+        using var response = await Http.PostAsJsonAsync("test/clock", new JsonObject { ["offsetSeconds"] = (long)offset.TotalSeconds }, cancellationToken);
+        Assert.True(response.IsSuccessStatusCode);
+    }
+
+    /// <summary>Gives the test API (<c>/api/*</c>) a new DPoP nonce (test-only route); the old one is refused from then on.</summary>
+    public async Task RotateApiNonceAsync(CancellationToken cancellationToken)
+    {
+        using var response = await Http.PostAsync("test/api-nonce", null, cancellationToken);
+        Assert.True(response.IsSuccessStatusCode);
+    }
+
     /// <summary>Asks the server's introspection endpoint (RFC 7662) whether a token is active.</summary>
     public async Task<bool> IsActiveAsync(string token, string clientId, string clientSecret, CancellationToken cancellationToken)
     {

@@ -13,7 +13,8 @@ internal sealed class RefreshTokenAcquirer(
     RefreshSchedule schedule,
     StoreCoordinator store,
     TimeProvider time,
-    ILogger logger) : ICredentialAcquirer
+    ILogger logger,
+    DPoPContext? dpop) : ICredentialAcquirer
 {
     public async Task<AcquiredToken> AcquireAsync(RefreshAttempt attempt, CancellationToken cancellationToken)
     {
@@ -102,7 +103,10 @@ internal sealed class RefreshTokenAcquirer(
     /// <summary>The stored access token when another instance has just refreshed (and it is not the one rejected).</summary>
     private AcquiredToken? TryAdopt(RefreshAttempt attempt, StoredTokens? stored)
     {
-        if (stored?.AccessToken is not { } storedToken
+        // A generated DPoP key lives in this process alone: a stored token is bound to another instance's key (or to
+        // this process's previous life), so it is of no use here. Only the refresh token is shared.
+        if (dpop is { Key.Generated: true }
+            || stored?.AccessToken is not { } storedToken
             || BearerTokenSyntax.Problem(storedToken) is not null
             || string.Equals(storedToken, attempt.RejectedAccessToken, StringComparison.Ordinal)
             || string.Equals(storedToken, attempt.Current?.AccessToken, StringComparison.Ordinal)
@@ -113,7 +117,7 @@ internal sealed class RefreshTokenAcquirer(
 
         credentials.UseRefreshToken(stored.RefreshToken);
         logger.TokenAdopted();
-        return new AcquiredToken(schedule.FromStored(storedToken, stored.AccessTokenRefreshOn, stored.AccessTokenExpiresOn), Rotated: false, Adopted: true);
+        return new AcquiredToken(schedule.FromStored(storedToken, stored.AccessTokenRefreshOn, stored.AccessTokenExpiresOn, dpop?.Key), Rotated: false, Adopted: true);
     }
 
     /// <summary>

@@ -123,4 +123,8 @@ internal static partial class Log
     [LoggerMessage(EventId = 29, EventName = "MetadataSuspect", Level = LogLevel.Warning,
         Message = "The token endpoint of {Issuer} answered as if it had moved; its metadata is fetched again before the next token request")]
     public static partial void MetadataSuspect(this ILogger logger, string issuer);
+
+    [LoggerMessage(EventId = 30, EventName = "DPoPNonceRetried", Level = LogLevel.Debug,
+        Message = "The API at {Host} asked for a new DPoP nonce (use_dpop_nonce); the request is sent once more with it, without a refresh")]
+    public static partial void DPoPNonceRetried(this ILogger logger, string host);
 }

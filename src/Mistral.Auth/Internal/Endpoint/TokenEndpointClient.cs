@@ -1,6 +1,8 @@
 using System.Buffers;
+using System.Net;
 using System.Net.Http.Headers;
 using System.Net.Sockets;
+using System.Text.Json;
 using Microsoft.Extensions.Logging;
 using Polly;
 using Polly.CircuitBreaker;
@@ -20,6 +22,7 @@ internal sealed class TokenEndpointClient : IDisposable
     private readonly ClientAuthenticator _authenticator;
     private readonly TokenEndpointTarget? _configured;
     private readonly AuthorizationServerDiscovery? _discovery;
+    private readonly DPoPContext? _dpop;
 
     private TokenEndpointClient(
         Func<HttpClient> httpClientFactory,
@@ -27,8 +30,10 @@ internal sealed class TokenEndpointClient : IDisposable
         MistralAuthOptions options,
         Task<ResiliencePipeline<HttpResponseMessage>> pipeline,
         ClientAuthenticator authenticator,
-        AuthorizationServerDiscovery? discovery)
+        AuthorizationServerDiscovery? discovery,
+        DPoPContext? dpop)
     {
+        _dpop = dpop;
         _httpClientFactory = httpClientFactory;
         _owned = owned;
         _options = options;
@@ -49,7 +54,7 @@ internal sealed class TokenEndpointClient : IDisposable
     /// first request is prepared, so a cold start does not wait for it on its own path.
     /// </summary>
     public static TokenEndpointClient Create(
-        Func<HttpClient>? httpClientFactory, MistralAuthOptions options, TimeProvider time, ILogger logger)
+        Func<HttpClient>? httpClientFactory, MistralAuthOptions options, TimeProvider time, ILogger logger, DPoPContext? dpop = null)
     {
         HttpClient? owned = null;
         if (httpClientFactory is null)
@@ -65,7 +70,7 @@ internal sealed class TokenEndpointClient : IDisposable
         var discovery = options.Authority is { } authority
             ? new AuthorizationServerDiscovery(httpClientFactory, authority, time, logger)
             : null;
-        return new TokenEndpointClient(httpClientFactory, owned, options, pipeline, new ClientAuthenticator(options, time), discovery);
+        return new TokenEndpointClient(httpClientFactory, owned, options, pipeline, new ClientAuthenticator(options, time), discovery, dpop);
     }
 
     /// <summary>The configured token endpoint, or the authority it is discovered from, as messages show it.</summary>
@@ -102,7 +107,7 @@ internal sealed class TokenEndpointClient : IDisposable
                 : await response.Content.ReadAsByteArrayAsync(cancellationToken).ConfigureAwait(false);
             if (response.IsSuccessStatusCode)
             {
-                return target.Reader.ReadSuccess(response, body, credentials);
+                return target.Reader.ReadSuccess(response, body, credentials, _dpop?.Key);
             }
 
             var error = target.Reader.ReadError(response, body, credentials, attempts.Value);
@@ -132,28 +137,17 @@ internal sealed class TokenEndpointClient : IDisposable
                 async token =>
                 {
                     attempts.Value++;
-                    var proof = await _authenticator.ProveAsync(credentials, target, token).ConfigureAwait(false);
-                    attempts.Assertion = proof.ClientAssertion;
-                    using var request = new HttpRequestMessage(HttpMethod.Post, target.Endpoint)
+                    var answer = await PostAsync(target, credentials, attempts, token).ConfigureAwait(false);
+                    if (_dpop is not null && _dpop.Remember(target.Endpoint, answer, tokenEndpoint: true) && AsksForDPoPNonce(answer))
                     {
-                        Content = TokenRequestContent.Create(credentials, proof, _options),
-                    };
-                    request.Headers.Accept.Add(AcceptJson);
-                    request.Headers.Authorization = proof.Authorization;
-                    HttpResponseMessage attemptResponse;
-                    try
-                    {
-                        attemptResponse = await _httpClientFactory()
-                            .SendAsync(request, HttpCompletionOption.ResponseHeadersRead, token)
-                            .ConfigureAwait(false);
-                    }
-                    catch (Exception ex) when (ex is IOException or SocketException)
-                    {
-                        // A connection reset can surface raw: it is a network error like any other.
-                        throw new HttpRequestException(HttpRequestError.Unknown, "The connection to the token endpoint failed.", ex);
+                        // RFC 9449 §8: the server wants its nonce in the proof. It processed nothing, so the grant is
+                        // sent once more at once, with a new proof (and a new client assertion), not as a retry.
+                        answer.Dispose();
+                        answer = await PostAsync(target, credentials, attempts, token).ConfigureAwait(false);
+                        _dpop.Remember(target.Endpoint, answer, tokenEndpoint: true);
                     }
 
-                    return await BufferBoundedAsync(attemptResponse, token).ConfigureAwait(false);
+                    return answer;
                 },
                 cancellationToken).ConfigureAwait(false);
         }
@@ -178,6 +172,78 @@ internal sealed class TokenEndpointClient : IDisposable
             throw new MistralAuthException(
                 $"The token endpoint {target.ForMessages} has been failing repeatedly, so it is not being called{retryAfter} (circuit breaker open).", ex);
         }
+    }
+
+    /// <summary>One POST of the grant: a fresh client proof (and DPoP proof), the answer read within the attempt.</summary>
+    private async Task<HttpResponseMessage> PostAsync(
+        TokenEndpointTarget target, ClientCredentials credentials, AttemptCount attempts, CancellationToken cancellationToken)
+    {
+        var proof = await _authenticator.ProveAsync(credentials, target, cancellationToken).ConfigureAwait(false);
+        attempts.Assertion = proof.ClientAssertion;
+        using var request = new HttpRequestMessage(HttpMethod.Post, target.Endpoint)
+        {
+            Content = TokenRequestContent.Create(credentials, proof, _options),
+        };
+        request.Headers.Accept.Add(AcceptJson);
+        request.Headers.Authorization = proof.Authorization;
+        if (_dpop is not null)
+        {
+            request.Headers.TryAddWithoutValidation(DPoPContext.ProofHeader, _dpop.CreateProof(HttpMethod.Post, target.Endpoint, accessTokenHash: null));
+        }
+
+        HttpResponseMessage attemptResponse;
+        try
+        {
+            attemptResponse = await _httpClientFactory()
+                .SendAsync(request, HttpCompletionOption.ResponseHeadersRead, cancellationToken)
+                .ConfigureAwait(false);
+        }
+        catch (Exception ex) when (ex is IOException or SocketException)
+        {
+            // A connection reset can surface raw: it is a network error like any other.
+            throw new HttpRequestException(HttpRequestError.Unknown, "The connection to the token endpoint failed.", ex);
+        }
+
+        return await BufferBoundedAsync(attemptResponse, cancellationToken).ConfigureAwait(false);
+    }
+
+    /// <summary>A 400 whose error is <c>use_dpop_nonce</c> (RFC 9449 §8).</summary>
+    private static bool AsksForDPoPNonce(HttpResponseMessage response)
+    {
+        if (response.StatusCode != HttpStatusCode.BadRequest || response.Content is not BufferedBody { Body: { Length: > 0 } body })
+        {
+            return false;
+        }
+
+        try
+        {
+            var reader = new Utf8JsonReader(body);
+            if (!reader.Read() || reader.TokenType != JsonTokenType.StartObject)
+            {
+                return false;
+            }
+
+            while (reader.Read() && reader.TokenType == JsonTokenType.PropertyName)
+            {
+                var isError = reader.ValueTextEquals("error"u8);
+                if (!reader.Read())
+                {
+                    return false;
+                }
+
+                if (isError)
+                {
+                    return reader.TokenType == JsonTokenType.String && reader.ValueTextEquals("use_dpop_nonce"u8);
+                }
+
+                reader.Skip();
+            }
+        }
+        catch (JsonException)
+        {
+        }
+
+        return false;
     }
 
     public void Dispose()

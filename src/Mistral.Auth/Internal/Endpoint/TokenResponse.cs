@@ -11,6 +11,9 @@ internal sealed class TokenResponse
     /// <summary>The server's hint for when to refresh (<c>refresh_in</c>, seconds), when it sent one.</summary>
     public long? RefreshIn { get; init; }
 
+    /// <summary>The DPoP key the access token is bound to (<c>token_type</c> DPoP), or <see langword="null"/> for a bearer token.</summary>
+    public DPoPKey? BoundKey { get; init; }
+
     /// <summary>The rotated refresh token, when the server sent one.</summary>
     public string? RefreshToken { get; init; }
 

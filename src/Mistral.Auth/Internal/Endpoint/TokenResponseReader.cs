@@ -12,7 +12,7 @@ internal sealed class TokenResponseReader(string endpointForMessages)
 {
     private readonly string _endpointForMessages = endpointForMessages;
 
-    public TokenResponse ReadSuccess(HttpResponseMessage response, byte[] body, ClientCredentials credentials)
+    public TokenResponse ReadSuccess(HttpResponseMessage response, byte[] body, ClientCredentials credentials, DPoPKey? dpopKey = null)
     {
         if (body.Length == 0)
         {
@@ -54,9 +54,17 @@ internal sealed class TokenResponseReader(string endpointForMessages)
             }
 
             var tokenType = ReadString(response, root, "token_type");
-            if (tokenType is not null && !string.Equals(tokenType, "Bearer", StringComparison.OrdinalIgnoreCase))
+            if (dpopKey is not null && !string.Equals(tokenType, "DPoP", StringComparison.OrdinalIgnoreCase))
             {
-                throw Invalid(response, $"token_type '{SecretScrubber.Scrub(tokenType, credentials)}' where 'Bearer' was expected (RFC 6750)");
+                // RFC 9449 §5: a server that ignored the proof issued a bearer token; using it would drop the protection
+                // the application asked for without a word.
+                throw Invalid(response, $"token_type '{(tokenType is null ? "(none)" : SecretScrubber.Scrub(tokenType, credentials))}' where 'DPoP' was expected: the server did not bind the token to the DPoP key (RFC 9449 §5), so it was not used. Turn DPoP on for this client at the server, or set UseDPoP to false");
+            }
+
+            if (dpopKey is null && tokenType is not null && !string.Equals(tokenType, "Bearer", StringComparison.OrdinalIgnoreCase))
+            {
+                var hint = string.Equals(tokenType, "DPoP", StringComparison.OrdinalIgnoreCase) ? "; the server binds tokens with DPoP, so set UseDPoP" : string.Empty;
+                throw Invalid(response, $"token_type '{SecretScrubber.Scrub(tokenType, credentials)}' where 'Bearer' was expected (RFC 6750){hint}");
             }
 
             var expiresIn = ReadSeconds(response, root, "expires_in", "a token lifetime");
@@ -69,6 +77,7 @@ internal sealed class TokenResponseReader(string endpointForMessages)
                 ExpiresIn = expiresIn,
                 RefreshIn = refreshIn,
                 RefreshToken = string.IsNullOrEmpty(newRefreshToken) ? null : newRefreshToken,
+                BoundKey = dpopKey,
             };
         }
     }

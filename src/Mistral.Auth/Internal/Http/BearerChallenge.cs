@@ -11,22 +11,25 @@ internal readonly record struct BearerChallenge(string? Error, string? ErrorDesc
     /// (<c>invalid_request</c>) or needs more scope than the token has (<c>insufficient_scope</c>). Anything else —
     /// <c>invalid_token</c>, no error, an unknown one — is refreshed and re-sent once.
     /// </summary>
-    public bool NewTokenCannotHelp => Error is "invalid_request" or "insufficient_scope";
+    public bool NewTokenCannotHelp => Error is "invalid_request" or "insufficient_scope" or "use_dpop_nonce" or "invalid_dpop_proof";
 
     /// <summary>The error as a bounded tag value for metrics and logs.</summary>
     public string ErrorTag => Error switch
     {
         null => "none",
-        "invalid_token" or "invalid_request" or "insufficient_scope" => Error,
+        "invalid_token" or "invalid_request" or "insufficient_scope" or "use_dpop_nonce" or "invalid_dpop_proof" => Error,
         _ => "other",
     };
 
     /// <summary>The response's Bearer challenge (the first, when several schemes are offered).</summary>
-    public static BearerChallenge From(HttpResponseMessage response)
+    public static BearerChallenge From(HttpResponseMessage response) => From(response, "Bearer");
+
+    /// <summary>The first challenge of <paramref name="scheme"/> (<c>Bearer</c>, or <c>DPoP</c> under RFC 9449 §7.1), or an empty one.</summary>
+    public static BearerChallenge From(HttpResponseMessage response, string scheme)
     {
         foreach (var challenge in response.Headers.WwwAuthenticate)
         {
-            if (string.Equals(challenge.Scheme, "Bearer", StringComparison.OrdinalIgnoreCase))
+            if (string.Equals(challenge.Scheme, scheme, StringComparison.OrdinalIgnoreCase))
             {
                 return Parse(challenge.Parameter);
             }

@@ -10,10 +10,12 @@ namespace Mistral.Auth.Internal;
 /// </summary>
 internal sealed class AccessTokenState
 {
-    public AccessTokenState(string accessToken, long refreshAt, long expiresAt, DateTimeOffset expiresOn, DateTimeOffset refreshOn)
+    public AccessTokenState(
+        string accessToken, long refreshAt, long expiresAt, DateTimeOffset expiresOn, DateTimeOffset refreshOn, DPoPKey? boundKey = null)
     {
         AccessToken = accessToken;
-        Header = new AuthenticationHeaderValue("Bearer", accessToken);
+        BoundKey = boundKey;
+        Header = new AuthenticationHeaderValue(boundKey is null ? "Bearer" : "DPoP", accessToken);
         RefreshAt = refreshAt;
         ExpiresAt = expiresAt;
         ExpiresOn = expiresOn;
@@ -27,6 +29,13 @@ internal sealed class AccessTokenState
 
     private AccessTokenResult? _result;
     private string? _fingerprint;
+    private string? _accessTokenHash;
+
+    /// <summary>The DPoP key the token is bound to; <see langword="null"/> for a bearer token.</summary>
+    public DPoPKey? BoundKey { get; }
+
+    /// <summary>The proofs' <c>ath</c> for this token (RFC 9449 §4.2), hashed once.</summary>
+    public string AccessTokenHash => _accessTokenHash ??= DPoPKey.AccessTokenHash(AccessToken);
 
     /// <summary>The <c>Authorization</c> header value for this token, built once and shared by every request.</summary>
     public AuthenticationHeaderValue Header { get; }

@@ -26,6 +26,29 @@ internal static class Base64Url
         });
     }
 
+    /// <summary>Encodes <paramref name="bytes"/> as base64url ASCII into <paramref name="destination"/>; returns the length written.</summary>
+    /// <remarks><paramref name="destination"/> must hold <c>((bytes.Length + 2) / 3) * 4</c> bytes.</remarks>
+    public static int EncodeToUtf8(ReadOnlySpan<byte> bytes, Span<byte> destination)
+    {
+        System.Buffers.Text.Base64.EncodeToUtf8(bytes, destination, out _, out var written);
+        while (written > 0 && destination[written - 1] == (byte)'=')
+        {
+            written--;
+        }
+
+        for (var i = 0; i < written; i++)
+        {
+            destination[i] = destination[i] switch
+            {
+                (byte)'+' => (byte)'-',
+                (byte)'/' => (byte)'_',
+                var b => b,
+            };
+        }
+
+        return written;
+    }
+
     /// <summary>The most bytes <paramref name="length"/> base64url characters decode to.</summary>
     public static int MaxDecodedLength(int length) => ((length + 3) / 4) * 3;
 

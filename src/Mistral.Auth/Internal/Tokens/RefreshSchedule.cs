@@ -37,11 +37,12 @@ internal sealed class RefreshSchedule(TimeProvider time, TimeSpan refreshBeforeE
             refreshAt: sentAt + ToTimestampSpan(lifetime - lead),
             expiresAt: sentAt + ToTimestampSpan(lifetime),
             expiresOn: sentOn + lifetime,
-            refreshOn: sentOn + lifetime - lead);
+            refreshOn: sentOn + lifetime - lead,
+            response.BoundKey);
     }
 
     /// <summary>A token whose times come from the store (the wall clock of whoever wrote it).</summary>
-    public AccessTokenState FromStored(string accessToken, DateTimeOffset refreshOn, DateTimeOffset expiresOn)
+    public AccessTokenState FromStored(string accessToken, DateTimeOffset refreshOn, DateTimeOffset expiresOn, DPoPKey? boundKey)
     {
         var now = time.GetUtcNow();
         var nowTimestamp = time.GetTimestamp();
@@ -50,7 +51,8 @@ internal sealed class RefreshSchedule(TimeProvider time, TimeSpan refreshBeforeE
             refreshAt: nowTimestamp + ToTimestampSpan(refreshOn - now),
             expiresAt: nowTimestamp + ToTimestampSpan(expiresOn - now),
             expiresOn: expiresOn,
-            refreshOn: refreshOn);
+            refreshOn: refreshOn,
+            boundKey);
     }
 
     /// <summary>A static key: valid until the server says otherwise, never refreshed.</summary>
