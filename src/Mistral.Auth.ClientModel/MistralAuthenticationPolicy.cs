@@ -29,7 +29,11 @@ public sealed class MistralAuthenticationPolicy : AuthenticationPolicy
 {
     private const string AuthorizationHeader = "Authorization";
 
+    private const string ProofHeader = "DPoP";
+
     private readonly TokenManager _tokenManager;
+    private readonly string _scheme;
+    private readonly bool _dpop;
     private HeaderValue? _header;
 
     /// <summary>Initializes a new instance of the <see cref="MistralAuthenticationPolicy"/> class.</summary>
@@ -39,6 +43,8 @@ public sealed class MistralAuthenticationPolicy : AuthenticationPolicy
     {
         ArgumentNullException.ThrowIfNull(tokenManager);
         _tokenManager = tokenManager;
+        _scheme = tokenManager.AuthorizationScheme;
+        _dpop = _scheme == "DPoP";
     }
 
     /// <inheritdoc />
@@ -46,6 +52,12 @@ public sealed class MistralAuthenticationPolicy : AuthenticationPolicy
     {
         ArgumentNullException.ThrowIfNull(message);
         CheckTransport(message.Request.Uri);
+        if (_dpop)
+        {
+            ProcessWithProofAsync(message, pipeline, currentIndex, synchronous: true).AsTask().GetAwaiter().GetResult();
+            return;
+        }
+
         var pending = _tokenManager.GetAccessTokenAsync(message.CancellationToken);
         var token = pending.IsCompletedSuccessfully ? pending.Result : pending.AsTask().GetAwaiter().GetResult();
         SetHeader(message, token);
@@ -70,6 +82,11 @@ public sealed class MistralAuthenticationPolicy : AuthenticationPolicy
     {
         ArgumentNullException.ThrowIfNull(message);
         CheckTransport(message.Request.Uri);
+        if (_dpop)
+        {
+            return ProcessWithProofAsync(message, pipeline, currentIndex, synchronous: false);
+        }
+
         var pending = _tokenManager.GetAccessTokenAsync(message.CancellationToken);
         if (!pending.IsCompletedSuccessfully)
         {
@@ -116,6 +133,69 @@ public sealed class MistralAuthenticationPolicy : AuthenticationPolicy
         await ProcessNextAsync(message, pipeline, currentIndex).ConfigureAwait(false);
     }
 
+    /// <summary>
+    /// A send with a DPoP-bound token (RFC 9449 §7): a new proof on every send, one re-send with a nonce the API asks
+    /// for (without a refresh), and the token's own 401 handled as for a bearer token.
+    /// </summary>
+    private async ValueTask ProcessWithProofAsync(PipelineMessage message, IReadOnlyList<PipelinePolicy> pipeline, int currentIndex, bool synchronous)
+    {
+        var token = await _tokenManager.GetAccessTokenAsync(message.CancellationToken).ConfigureAwait(false);
+        await SendProvedAsync(message, pipeline, currentIndex, token, synchronous).ConfigureAwait(false);
+        if (message.Response?.Status != (int)HttpStatusCode.Unauthorized)
+        {
+            return;
+        }
+
+        var fresh = await _tokenManager.RefreshAfterUnauthorizedAsync(token, Challenge(message), message.CancellationToken).ConfigureAwait(false);
+        if (fresh is null)
+        {
+            return;
+        }
+
+        message.Response?.Dispose();
+        await SendProvedAsync(message, pipeline, currentIndex, fresh, synchronous).ConfigureAwait(false);
+    }
+
+    private async ValueTask SendProvedAsync(
+        PipelineMessage message, IReadOnlyList<PipelinePolicy> pipeline, int currentIndex, string token, bool synchronous)
+    {
+        Prove(message, token);
+        await NextAsync(message, pipeline, currentIndex, synchronous).ConfigureAwait(false);
+        if (!RememberNonce(message)
+            || message.Response?.Status != (int)HttpStatusCode.Unauthorized
+            || Challenge(message)?.Contains("use_dpop_nonce", StringComparison.OrdinalIgnoreCase) != true)
+        {
+            return;
+        }
+
+        message.Response?.Dispose();
+        Prove(message, token);
+        await NextAsync(message, pipeline, currentIndex, synchronous).ConfigureAwait(false);
+        RememberNonce(message);
+    }
+
+    private static ValueTask NextAsync(PipelineMessage message, IReadOnlyList<PipelinePolicy> pipeline, int currentIndex, bool synchronous)
+    {
+        if (!synchronous)
+        {
+            return ProcessNextAsync(message, pipeline, currentIndex);
+        }
+
+        ProcessNext(message, pipeline, currentIndex);
+        return default;
+    }
+
+    private void Prove(PipelineMessage message, string token)
+    {
+        SetHeader(message, token);
+        var proof = _tokenManager.CreateDPoPProof(new HttpMethod(message.Request.Method), message.Request.Uri!, token)!;
+        message.Request.Headers.Set(ProofHeader, proof);
+    }
+
+    private bool RememberNonce(PipelineMessage message) =>
+        message.Response?.Headers.TryGetValue("DPoP-Nonce", out var nonce) == true
+        && _tokenManager.RememberDPoPNonce(message.Request.Uri!, nonce);
+
     private static string? Challenge(PipelineMessage message) =>
         message.Response?.Headers.TryGetValue("WWW-Authenticate", out var value) == true ? value : null;
 
@@ -132,7 +212,7 @@ public sealed class MistralAuthenticationPolicy : AuthenticationPolicy
         var header = Volatile.Read(ref _header);
         if (header is null || !ReferenceEquals(header.Token, token))
         {
-            header = new HeaderValue(token, "Bearer " + token);
+            header = new HeaderValue(token, _scheme + " " + token);
             Volatile.Write(ref _header, header);
         }
 

@@ -19,9 +19,19 @@ public sealed class MistralAuthenticationTokenProvider : AuthenticationTokenProv
     /// <summary>Initializes a new instance of the <see cref="MistralAuthenticationTokenProvider"/> class.</summary>
     /// <param name="tokenManager">The source of access tokens.</param>
     /// <exception cref="ArgumentNullException"><paramref name="tokenManager"/> is <see langword="null"/>.</exception>
+    /// <exception cref="InvalidOperationException">
+    /// The manager's tokens are DPoP-bound, which a bearer token policy cannot send: use <see cref="MistralAuthenticationPolicy"/>.
+    /// </exception>
     public MistralAuthenticationTokenProvider(TokenManager tokenManager)
     {
         ArgumentNullException.ThrowIfNull(tokenManager);
+        if (tokenManager.AuthorizationScheme != "Bearer")
+        {
+            // A DPoP-bound token is useless without a proof on every request, which BearerTokenPolicy does not make.
+            throw new InvalidOperationException(
+                "The token manager uses DPoP (UseDPoP): its tokens need a proof on every request, which BearerTokenPolicy does not send. Use MistralAuthenticationPolicy instead.");
+        }
+
         _tokenManager = tokenManager;
     }
 

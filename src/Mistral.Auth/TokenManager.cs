@@ -258,7 +258,7 @@ public sealed class TokenManager : IDisposable
         string rejectedAccessToken, string? wwwAuthenticate, CancellationToken cancellationToken = default)
     {
         ArgumentException.ThrowIfNullOrEmpty(rejectedAccessToken);
-        var challenge = BearerChallenge.FromHeaderValue(wwwAuthenticate);
+        var challenge = BearerChallenge.FromHeaderValue(wwwAuthenticate, AuthorizationScheme);
         if (challenge.NewTokenCannotHelp)
         {
             RecordRefreshDeclined(challenge, _logger, AccessTokenState.ComputeFingerprint(rejectedAccessToken));
@@ -266,6 +266,58 @@ public sealed class TokenManager : IDisposable
         }
 
         return await RefreshAfterRejectionAsync(rejectedAccessToken, cancellationToken).ConfigureAwait(false);
+    }
+
+    /// <summary>
+    /// Gets the scheme an access token is sent with in <c>Authorization</c>: <c>Bearer</c> (RFC 6750), or <c>DPoP</c>
+    /// when tokens are sender-constrained (<see cref="MistralAuthOptions.UseDPoP"/>, RFC 9449 §7.1).
+    /// </summary>
+    public string AuthorizationScheme => _dpop is null ? "Bearer" : "DPoP";
+
+    /// <summary>
+    /// Creates the DPoP proof for one request that presents <paramref name="accessToken"/> (RFC 9449 §4.2): a new one
+    /// for every send, re-sends included, carrying the newest nonce the API at that origin gave. For a client pipeline
+    /// of your own; <see cref="MistralAuthHandler"/> and the System.ClientModel policy do this themselves.
+    /// </summary>
+    /// <param name="method">The request's method.</param>
+    /// <param name="requestUri">The request's absolute URI; its query and fragment are left out of the proof.</param>
+    /// <param name="accessToken">The access token the request carries, as this manager gave it.</param>
+    /// <returns>The <c>DPoP</c> header's value, or <see langword="null"/> when DPoP is off.</returns>
+    /// <exception cref="ArgumentException"><paramref name="requestUri"/> is not absolute, or <paramref name="accessToken"/> is empty.</exception>
+    public string? CreateDPoPProof(HttpMethod method, Uri requestUri, string accessToken)
+    {
+        ArgumentNullException.ThrowIfNull(method);
+        ArgumentNullException.ThrowIfNull(requestUri);
+        ArgumentException.ThrowIfNullOrEmpty(accessToken);
+        if (!requestUri.IsAbsoluteUri)
+        {
+            throw new ArgumentException("A DPoP proof names an absolute URI.", nameof(requestUri));
+        }
+
+        if (_dpop is null)
+        {
+            return null;
+        }
+
+        var state = Volatile.Read(ref _state);
+        return state is not null && string.Equals(state.AccessToken, accessToken, StringComparison.Ordinal)
+            ? _dpop.CreateProof(state.BoundKey ?? _dpop.Key, method, requestUri, state.AccessTokenHash)
+            : _dpop.CreateProof(_dpop.Key, method, requestUri, DPoPKey.AccessTokenHash(accessToken));
+    }
+
+    /// <summary>
+    /// Keeps the <c>DPoP-Nonce</c> an API answered with (RFC 9449 §9), for the next proofs to that origin.
+    /// </summary>
+    /// <param name="requestUri">The URI of the request that was answered.</param>
+    /// <param name="nonce">The answer's <c>DPoP-Nonce</c> header value, or <see langword="null"/>.</param>
+    /// <returns>
+    /// Whether the nonce is new: a 401 with <c>error="use_dpop_nonce"</c> is then worth sending once more, with a new
+    /// proof and without a refresh.
+    /// </returns>
+    public bool RememberDPoPNonce(Uri requestUri, string? nonce)
+    {
+        ArgumentNullException.ThrowIfNull(requestUri);
+        return _dpop is not null && nonce is not null && _dpop.Remember(requestUri, nonce, tokenEndpoint: false);
     }
 
     /// <summary>

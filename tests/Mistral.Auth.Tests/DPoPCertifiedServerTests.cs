@@ -1,3 +1,5 @@
+using System.ClientModel;
+using System.ClientModel.Primitives;
 using System.Net;
 using System.Net.Http.Headers;
 using System.Net.Http.Json;
@@ -94,6 +96,48 @@ public class DPoPCertifiedServerTests(OidcProviderFixture server, RedisFixture r
         }
 
         Assert.Equal(sent.Count, sent.Select(s => s.ProofToken.Id).Distinct().Count());
+    }
+
+    [Fact]
+    public async Task ClientModelPolicy_ProvesEverySend_AndFollowsTheApisNonce()
+    {
+        var issuer = server.Require();
+        var client = await DPoPClientAsync();
+        using var http = new HttpClient(new DPoPRecorder());
+        using var manager = Manager(http, issuer, client);
+        using var api = new DPoPRecorder();
+        using var transport = new HttpClient(api);
+        var pipeline = ClientPipeline.Create(
+            new ClientPipelineOptions { Transport = new HttpClientPipelineTransport(transport), RetryPolicy = new ClientRetryPolicy(0) },
+            perCallPolicies: [],
+            perTryPolicies: [new Mistral.Auth.ClientModel.MistralAuthenticationPolicy(manager)],
+            beforeTransportPolicies: []);
+
+        var statuses = new List<int>();
+        for (var i = 0; i < 3; i++)
+        {
+            if (i == 2)
+            {
+                await server.RotateApiNonceAsync(Ct);
+            }
+
+            using var message = pipeline.CreateMessage();
+            message.Request.Method = i == 1 ? "POST" : "GET";
+            message.Request.Uri = new Uri(issuer + "/api/chat");
+            if (i == 1)
+            {
+                message.Request.Content = BinaryContent.Create(BinaryData.FromString("""{"prompt":"hi"}"""));
+            }
+
+            await pipeline.SendAsync(message);
+            statuses.Add(message.Response!.Status);
+        }
+
+        Assert.Equal([200, 200, 200], statuses);
+        Assert.Equal([401, 200, 200, 401, 200], api.All.Select(s => s.Status)); // one nonce re-send each time the API asked
+        Assert.All(api.All, s => Assert.StartsWith("DPoP ", s.Authorization, StringComparison.Ordinal));
+        Assert.Equal(api.All.Count, api.All.Select(s => s.ProofToken.Id).Distinct().Count());
+        Assert.Throws<InvalidOperationException>(() => new Mistral.Auth.ClientModel.MistralAuthenticationTokenProvider(manager));
     }
 
     [Fact]
@@ -197,6 +241,31 @@ public class DPoPCertifiedServerTests(OidcProviderFixture server, RedisFixture r
         Assert.DoesNotContain(TokenPosts(backChannel), p => p.Error == "invalid_grant");
         var stored = (await store.ReadAsync(Ct))!;
         Assert.True(await server.IsActiveAsync(stored.RefreshToken, Id(client), Secret(client), Ct)); // no reuse was detected
+    }
+
+    [Fact]
+    public async Task SeveralInstances_GivenTheSameKey_AdoptEachOthersTokensFromTheRedisStore()
+    {
+        var issuer = server.Require();
+        var configuration = redis.Require();
+        var client = await DPoPClientAsync(new JsonArray("refresh_token"));
+        var refreshToken = await server.GrantRefreshTokenAsync(Id(client), "chat:read chat:write", Ct);
+        using var connection = await ConnectionMultiplexer.ConnectAsync(configuration);
+        using var store = new RedisTokenStore(connection, "mistral-auth:dpop:" + Guid.NewGuid().ToString("N"));
+        using var key = ECDsa.Create(ECCurve.NamedCurves.nistP256);
+        var pem = key.ExportPkcs8PrivateKeyPem(); // as every instance would read it from the same secret
+        using var backChannel = new DPoPRecorder();
+        using var http = new HttpClient(backChannel);
+        using var first = Manager(http, issuer, client, o => { o.RefreshToken = refreshToken; o.UseDPoP = false; o.DPoPKey = pem; }, store);
+        using var second = Manager(http, issuer, client, o => { o.RefreshToken = refreshToken; o.UseDPoP = false; o.DPoPKey = pem; }, store);
+        using var secondApi = new HttpClient(new MistralAuthHandler(second) { InnerHandler = new SocketsHttpHandler() }) { BaseAddress = new Uri(issuer + "/") };
+
+        var token = await first.GetAccessTokenAsync(Ct);
+        using var response = await secondApi.GetAsync("api/chat", Ct);
+
+        Assert.Equal(HttpStatusCode.OK, response.StatusCode);
+        Assert.Equal(token, await second.GetAccessTokenAsync(Ct)); // adopted: it is bound to the key both hold
+        Assert.Equal([400, 200], TokenPosts(backChannel).Select(p => p.Status)); // one token, for both instances
     }
 
     private async Task<JsonObject> DPoPClientAsync(JsonArray? grants = null) =>

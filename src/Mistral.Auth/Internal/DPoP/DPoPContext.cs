@@ -48,7 +48,13 @@ internal sealed class DPoPContext(DPoPKey key, TimeProvider time) : IDisposable
         }
 
         var nonce = values.LastOrDefault();
-        if (nonce is null || !IsNonce(nonce))
+        return nonce is not null && Remember(target, nonce, tokenEndpoint);
+    }
+
+    /// <summary>Keeps <paramref name="nonce"/> from the origin of <paramref name="target"/>; whether it is new.</summary>
+    public bool Remember(Uri target, string nonce, bool tokenEndpoint)
+    {
+        if (!target.IsAbsoluteUri || !IsNonce(nonce))
         {
             return false;
         }

@@ -39,7 +39,7 @@ internal readonly record struct BearerChallenge(string? Error, string? ErrorDesc
     }
 
     /// <summary>The Bearer challenge of a raw <c>WWW-Authenticate</c> value, parsed as HttpClient parses the header.</summary>
-    public static BearerChallenge FromHeaderValue(string? wwwAuthenticate)
+    public static BearerChallenge FromHeaderValue(string? wwwAuthenticate, string scheme = "Bearer")
     {
         if (string.IsNullOrWhiteSpace(wwwAuthenticate))
         {
@@ -47,7 +47,7 @@ internal readonly record struct BearerChallenge(string? Error, string? ErrorDesc
         }
 
         using var response = new HttpResponseMessage();
-        return response.Headers.TryAddWithoutValidation("WWW-Authenticate", wwwAuthenticate) ? From(response) : default;
+        return response.Headers.TryAddWithoutValidation("WWW-Authenticate", wwwAuthenticate) ? From(response, scheme) : default;
     }
 
     /// <summary>
