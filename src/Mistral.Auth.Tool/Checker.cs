@@ -10,6 +10,9 @@ internal static class Checker
         await stdout.WriteLineAsync("configuration  valid").ConfigureAwait(false);
         await stdout.WriteLineAsync($"settings       {options}").ConfigureAwait(false);
         await stdout.WriteLineAsync($"mode           {Mode(options)}").ConfigureAwait(false);
+        await stdout.WriteLineAsync(manager.AuthorizationScheme == "DPoP"
+            ? $"binding        DPoP (RFC 9449), {options.DPoPAlgorithm ?? "ES256"} with {(string.IsNullOrWhiteSpace(options.DPoPKey) && options.DPoPSigningKey is null ? "a key generated for this run" : "the configured DPoPKey")}: token_type DPoP is required, and every request carries a proof"
+            : "binding        bearer token (RFC 6750)").ConfigureAwait(false);
         await stdout.WriteLineAsync($"store          {(string.IsNullOrWhiteSpace(storePath) ? "memory only (nothing kept after this run)" : $"file {Path.GetFullPath(storePath)}")}").ConfigureAwait(false);
 
         var started = time.GetTimestamp();

@@ -93,6 +93,13 @@ internal static class MistralAuthCommand
             return ExitCodes.InvalidConfiguration;
         }
 
+        if (command == "token" && options.UseDPoP && string.IsNullOrWhiteSpace(options.DPoPKey))
+        {
+            // The token would be bound to a key made for this run, which ends with it: nothing could ever use it.
+            await stderr.WriteLineAsync("mistral-auth: UseDPoP without DPoPKey binds the token to a key generated for this run, which no other program has: set DPoPKey (the key the program that sends the token signs its proofs with).").ConfigureAwait(false);
+            return ExitCodes.InvalidConfiguration;
+        }
+
         try
         {
             return command == "token"
@@ -112,6 +119,11 @@ internal static class MistralAuthCommand
         await stderr.WriteLineAsync("mistral-auth: getting an access token…").ConfigureAwait(false);
         var result = await manager.GetAccessTokenResultAsync().ConfigureAwait(false);
         await stdout.WriteLineAsync(result.AccessToken).ConfigureAwait(false);
+        if (manager.AuthorizationScheme != "Bearer")
+        {
+            await stderr.WriteLineAsync("mistral-auth: the token is DPoP-bound: send it as 'Authorization: DPoP <token>' with a DPoP proof signed by DPoPKey on every request").ConfigureAwait(false);
+        }
+
         await stderr.WriteLineAsync(result.ExpiresOn is { } on ? $"mistral-auth: valid until {on.ToString("u", CultureInfo.InvariantCulture)}" : "mistral-auth: no expiry known").ConfigureAwait(false);
         return ExitCodes.Ok;
     }

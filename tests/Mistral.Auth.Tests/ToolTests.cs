@@ -51,6 +51,28 @@ public sealed class ToolTests : IDisposable
     }
 
     [Fact]
+    public async Task DPoP_BoundFromConfiguration_TokenNeedsAKeyOfItsOwn_CheckRefusesABearerAnswer_NeverShowingTheKey()
+    {
+        using var key = System.Security.Cryptography.ECDsa.Create(System.Security.Cryptography.ECCurve.NamedCurves.nistP256);
+        var pem = key.ExportPkcs8PrivateKeyPem();
+        var generated = Settings();
+        generated["MistralAuth:UseDPoP"] = "true";
+        var configured = Settings();
+        configured["MistralAuth:DPoPKey"] = pem;
+
+        var token = await RunAsync(generated, "token");
+        var check = await RunAsync(configured, "check");
+
+        Assert.Equal(3, token.Code);
+        Assert.Contains("set DPoPKey", token.Stderr, StringComparison.Ordinal);
+        Assert.Equal(1, _simulator.TokenRequests); // only check asked (token refused to start), and got a bearer token
+        Assert.Equal(1, check.Code);
+        Assert.Contains("binding        DPoP (RFC 9449), ES256 with the configured DPoPKey", check.Stdout, StringComparison.Ordinal);
+        Assert.Contains("where 'DPoP' was expected", check.Stderr, StringComparison.Ordinal);
+        Assert.DoesNotContain(pem.Split('\n')[1], check.Stdout + check.Stderr, StringComparison.Ordinal);
+    }
+
+    [Fact]
     public async Task InvalidConfiguration_Exit3_NamingTheSetting()
     {
         var settings = Settings();
