@@ -129,6 +129,28 @@ public class DPoPBehaviourTests
     }
 
     [Fact]
+    public async Task Proofs_MadeConcurrently_AllVerify_AndNoJtiRepeats()
+    {
+        using var d = new DPoPServer();
+        d.Token.Enqueue(_ => d.Issue("DPoP"));
+        var token = await d.Manager.GetAccessTokenAsync(Ct);
+        var uri = new Uri(d.Harness.Simulator.Url + "/dpop/api/chat");
+
+        var proofs = await Task.WhenAll(Enumerable.Range(0, 8).Select(_ => Task.Run(
+            () => Enumerable.Range(0, 100).Select(_ => d.Manager.CreateDPoPProof(HttpMethod.Post, uri, token)!).ToList(), Ct)));
+
+        var all = proofs.SelectMany(p => p).ToList();
+        Assert.Equal(800, all.Count);
+        var ids = new HashSet<string>(StringComparer.Ordinal);
+        foreach (var proof in all)
+        {
+            var (verified, _) = await DPoPRecorder.VerifyAsync(proof);
+            Assert.True(ids.Add(verified.Id));
+            Assert.Equal(Ath(token), verified.GetClaim("ath").Value);
+        }
+    }
+
+    [Fact]
     public async Task SynchronousSend_CarriesAProof()
     {
         using var d = new DPoPServer();
