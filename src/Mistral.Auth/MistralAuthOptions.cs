@@ -21,6 +21,9 @@ public sealed class MistralAuthOptions
 
     // Kept untyped so that copying the settings of an API key or a token source does not load Polly.
     private object? _configureResiliencePipeline;
+    private List<Uri> _resources = [];
+    private Dictionary<string, string> _tokenRequestParameters = new(StringComparer.Ordinal);
+    private List<string> _allowedHosts = [];
 
     /// <summary>Gets or sets the OAuth 2.0 token endpoint that refreshes the access token.</summary>
     /// <value>
@@ -74,7 +77,7 @@ public sealed class MistralAuthOptions
     /// parameter: absolute URIs without a fragment, for example <c>https://api.mistral.ai/</c>.
     /// </summary>
     /// <value>Empty by default: no <c>resource</c> is sent.</value>
-    public IList<Uri> Resources { get; } = new List<Uri>();
+    public IList<Uri> Resources => _resources;
 
     /// <summary>Gets or sets the <c>audience</c> parameter some servers (Auth0, Keycloak) take instead of <c>resource</c>.</summary>
     /// <value>No default: no audience is sent.</value>
@@ -86,7 +89,7 @@ public sealed class MistralAuthOptions
     /// <c>scope</c>, <c>resource</c>, <c>audience</c>): such a name fails validation at start.
     /// </summary>
     /// <value>Empty by default. Their values are never logged or shown by <see cref="ToString"/>; only their names are.</value>
-    public IDictionary<string, string> TokenRequestParameters { get; } = new Dictionary<string, string>(StringComparer.Ordinal);
+    public IDictionary<string, string> TokenRequestParameters => _tokenRequestParameters;
 
     /// <summary>
     /// Gets or sets a source of tokens of the application's own; the manager still caches, refreshes ahead of expiry,
@@ -245,7 +248,7 @@ public sealed class MistralAuthOptions
     /// with <c>AddMistralAuthHandler()</c>, and otherwise the host of <see cref="TokenEndpoint"/>. Whatever the list, the
     /// token travels only over HTTPS, or plain HTTP to a loopback address (RFC 6750 §5.3).
     /// </value>
-    public IList<string> AllowedHosts { get; } = new List<string>();
+    public IList<string> AllowedHosts => _allowedHosts;
 
     /// <summary>Returns the settings with every secret replaced by <c>***</c> (or <c>(null)</c> when unset).</summary>
     /// <returns>A description of the settings that is safe to log.</returns>
@@ -296,52 +299,18 @@ public sealed class MistralAuthOptions
     /// <summary>Copies the settings, so that a later change to this instance does not reach a running manager.</summary>
     internal MistralAuthOptions Clone()
     {
-        var copy = new MistralAuthOptions
-        {
-            _tokenEndpoint = _tokenEndpoint,
-            _tokenRequestFormat = _tokenRequestFormat,
-            Authority = Authority,
-            ClientId = TrimLineBreaks(ClientId),
-            ClientSecret = TrimLineBreaks(ClientSecret),
-            RefreshToken = TrimLineBreaks(RefreshToken),
-            ApiKey = TrimApiKey(ApiKey),
-            Scope = Scope,
-            TokenSource = TokenSource,
-            RefreshBeforeExpiry = RefreshBeforeExpiry,
-            ClientAuthentication = ClientAuthentication,
-            ClientSigningKey = ClientSigningKey,
-            ClientSigningCertificate = ClientSigningCertificate,
-            ClientSigningAlgorithm = ClientSigningAlgorithm,
-            ClientSigningKeyId = ClientSigningKeyId,
-            ClientAssertionAudience = ClientAssertionAudience,
-            ClientAssertionProvider = ClientAssertionProvider,
-            UseDPoP = UseDPoP,
-            DPoPKey = DPoPKey,
-            DPoPSigningKey = DPoPSigningKey,
-            DPoPAlgorithm = DPoPAlgorithm,
-            RefreshTimeout = RefreshTimeout,
-            RefreshRetryDelay = RefreshRetryDelay,
-            _configureResiliencePipeline = _configureResiliencePipeline,
-            PreserveExistingAuthorization = PreserveExistingAuthorization,
-            Resilience = Resilience.Clone(),
-        };
-        foreach (var host in AllowedHosts)
-        {
-            copy.AllowedHosts.Add(host);
-        }
-
-        foreach (var resource in Resources)
-        {
-            copy.Resources.Add(resource);
-        }
-
-        foreach (var parameter in TokenRequestParameters)
-        {
-            copy.TokenRequestParameters[parameter.Key] = parameter.Value;
-        }
-
-        copy.Audience = Audience;
-
+        // A memberwise copy, then new collections and the trimmed secrets: a cold start compiles no accessor it does not use.
+        var copy = (MistralAuthOptions)MemberwiseClone();
+        copy.ClientId = TrimLineBreaks(ClientId);
+        copy.ClientSecret = TrimLineBreaks(ClientSecret);
+        copy.RefreshToken = TrimLineBreaks(RefreshToken);
+        copy.ApiKey = TrimApiKey(ApiKey);
+        copy.Resilience = Resilience.Clone();
+        copy._resources = _resources.Count == 0 ? [] : [.. _resources];
+        copy._tokenRequestParameters = _tokenRequestParameters.Count == 0
+            ? new(StringComparer.Ordinal)
+            : new(_tokenRequestParameters, StringComparer.Ordinal);
+        copy._allowedHosts = _allowedHosts.Count == 0 ? [] : [.. _allowedHosts];
         return copy;
     }
 }

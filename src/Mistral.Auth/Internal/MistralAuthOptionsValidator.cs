@@ -15,15 +15,38 @@ internal sealed class MistralAuthOptionsValidator : IValidateOptions<MistralAuth
     /// <summary>Returns one message per bad setting; none when the options are usable.</summary>
     public static List<string> Check(MistralAuthOptions options)
     {
+        // Each group is looked at only when something of it is set: settings left alone are valid, and a cold start
+        // then compiles none of the checks it does not need.
         var failures = new List<string>();
         CheckEndpointAndKey(options, failures);
         CheckCredentials(options, failures);
         CheckTiming(options, failures);
-        CheckResilience(options.Resilience, failures);
-        CheckHostsAndFormat(options, failures);
-        CheckClientAuthentication(options, failures);
-        CheckTokenRequestParameters(options, failures);
-        CheckDPoP(options, failures);
+        if (options.Resilience.Changed)
+        {
+            CheckResilience(options.Resilience, failures);
+        }
+
+        if (options.AllowedHosts.Count > 0 || options.TokenRequestFormat is not (TokenRequestFormat.Json or TokenRequestFormat.Form))
+        {
+            CheckHostsAndFormat(options, failures);
+        }
+
+        if (options.ClientAuthentication != ClientAuthenticationMethod.Automatic || options.HasAssertionSettings
+            || options.ClientSigningAlgorithm is not null || options.ClientSigningKeyId is not null)
+        {
+            CheckClientAuthentication(options, failures);
+        }
+
+        if (options.Resources.Count > 0 || options.TokenRequestParameters.Count > 0)
+        {
+            CheckTokenRequestParameters(options, failures);
+        }
+
+        if (options.DPoPEnabled || options.DPoPAlgorithm is not null)
+        {
+            CheckDPoP(options, failures);
+        }
+
         return failures;
     }
 
@@ -161,7 +184,10 @@ internal sealed class MistralAuthOptionsValidator : IValidateOptions<MistralAuth
 
     private static void CheckEndpointAndKey(MistralAuthOptions options, List<string> failures)
     {
-        CheckAuthority(options, failures);
+        if (options.Authority is not null)
+        {
+            CheckAuthority(options, failures);
+        }
 
         // The default endpoint is only looked at when a grant will call it: an API key starts without parsing a URI.
         if (options.HasExplicitTokenEndpoint
@@ -319,7 +345,7 @@ internal sealed class MistralAuthOptionsValidator : IValidateOptions<MistralAuth
             }
         }
 
-        if (!Enum.IsDefined(options.TokenRequestFormat))
+        if (options.TokenRequestFormat is not (TokenRequestFormat.Json or TokenRequestFormat.Form))
         {
             failures.Add("MistralAuthOptions.TokenRequestFormat must be Json or Form.");
         }
