@@ -123,7 +123,7 @@ public sealed class TokenManager : IDisposable
                 endpoint!,
                 _credentials,
                 _schedule,
-                new StoreCoordinator(tokenStore ?? new InMemoryTokenStore(), _time, _logger, _credentials, _options.RefreshTimeout, _disposed.Token),
+                tokenStore is null ? null : new StoreCoordinator(tokenStore, _time, _logger, _credentials, _options.RefreshTimeout, _disposed.Token),
                 _time,
                 _logger,
                 _dpop),
@@ -535,8 +535,10 @@ public sealed class TokenManager : IDisposable
             TaskContinuationOptions.OnlyOnFaulted | TaskContinuationOptions.ExecuteSynchronously,
             TaskScheduler.Default);
 
-        // Run outside the caller's synchronous path and outside the lock.
-        _ = Task.Run(() => RunRefreshAsync(completion, attempt));
+        // Run outside the caller's synchronous path and outside the lock (the caller's execution context flows, so the
+        // refresh's span has the caller's as its parent). RunRefreshAsync settles the completion whatever happens.
+        ThreadPool.QueueUserWorkItem(
+            static s => _ = s.Manager.RunRefreshAsync(s.Completion, s.Attempt), (Manager: this, Completion: completion, Attempt: attempt), preferLocal: false);
         return completion.Task;
     }
 

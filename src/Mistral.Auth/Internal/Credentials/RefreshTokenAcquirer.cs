@@ -6,28 +6,35 @@ namespace Mistral.Auth.Internal;
 /// The refresh_token grant (RFC 6749 §6) with the token store: under the store's lock, adopt a token another instance
 /// has just stored, else claim the stored refresh token, exchange it, and store what the server issued before the new
 /// access token is served. While the store has not taken the newest refresh token, refresh with it without the lock.
+/// Without a store of the application's (<paramref name="store"/> <see langword="null"/>), the manager's memory is the
+/// only copy and nobody else reads it: there is nothing to lock, re-read, claim or persist.
 /// </summary>
 internal sealed class RefreshTokenAcquirer(
     TokenEndpointClient endpoint,
     ClientCredentialState credentials,
     RefreshSchedule schedule,
-    StoreCoordinator store,
+    StoreCoordinator? store,
     TimeProvider time,
     ILogger logger,
     DPoPContext? dpop) : ICredentialAcquirer
 {
     public async Task<AcquiredToken> AcquireAsync(RefreshAttempt attempt, CancellationToken cancellationToken)
     {
+        if (store is null)
+        {
+            return await RefreshUnsharedAsync(attempt, writeBehind: null, cancellationToken).ConfigureAwait(false);
+        }
+
         if (store.WriteBehind.TryBeginExchange())
         {
             // The store has not taken the refresh token the server issued last: only this process has it.
-            return await RefreshWhileUnstoredAsync(attempt, cancellationToken).ConfigureAwait(false);
+            return await RefreshUnsharedAsync(attempt, store.WriteBehind, cancellationToken).ConfigureAwait(false);
         }
 
         var held = await store.LockAsync(cancellationToken).ConfigureAwait(false);
         try
         {
-            return await RefreshLockedAsync(attempt, held, cancellationToken).ConfigureAwait(false);
+            return await RefreshLockedAsync(store, attempt, held, cancellationToken).ConfigureAwait(false);
         }
         finally
         {
@@ -36,10 +43,10 @@ internal sealed class RefreshTokenAcquirer(
     }
 
     /// <summary>One refresh, holding the store's refresh lock: adopt another instance's token, or ask the server.</summary>
-    private async Task<AcquiredToken> RefreshLockedAsync(RefreshAttempt attempt, HeldLock held, CancellationToken cancellationToken)
+    private async Task<AcquiredToken> RefreshLockedAsync(StoreCoordinator shared, RefreshAttempt attempt, HeldLock held, CancellationToken cancellationToken)
     {
         // Re-read inside the lock: another instance (or an earlier life of this process) may have refreshed already.
-        var stored = await store.ReadAsync(cancellationToken).ConfigureAwait(false);
+        var stored = await shared.ReadAsync(cancellationToken).ConfigureAwait(false);
         var preferLocal = credentials.PreferLocal;
         if (!preferLocal && TryAdopt(attempt, stored) is { } adopted)
         {
@@ -48,7 +55,7 @@ internal sealed class RefreshTokenAcquirer(
 
         if (!preferLocal && stored is not null)
         {
-            store.ThrowIfClaimedByAnother(stored);
+            shared.ThrowIfClaimedByAnother(stored);
         }
 
         // Read inside the single flight, so a rotated refresh token is never sent twice.
@@ -61,11 +68,11 @@ internal sealed class RefreshTokenAcquirer(
         // Claim the refresh token before it is sent: if the store goes down before the answer is stored, nobody
         // sharing it sends the (possibly spent) stored token meanwhile.
         var expected = stored?.RefreshToken;
-        var claimed = !preferLocal && store.Claims;
+        var claimed = !preferLocal && shared.Claims;
         if (claimed)
         {
             expected = sending.RefreshToken!;
-            await store.ClaimAsync(expected, stored, cancellationToken).ConfigureAwait(false);
+            await shared.ClaimAsync(expected, stored, cancellationToken).ConfigureAwait(false);
         }
 
         var sentAt = time.GetTimestamp();
@@ -73,12 +80,12 @@ internal sealed class RefreshTokenAcquirer(
         TokenResponse response;
         try
         {
-            (response, sending) = await ExchangeAsync(attempt, sending, preferLocal, cancellationToken).ConfigureAwait(false);
+            (response, sending) = await ExchangeAsync(shared, attempt, sending, preferLocal, cancellationToken).ConfigureAwait(false);
         }
         catch when (claimed)
         {
             // Nothing was issued (or nothing can be known): give the refresh token back, if the store is there.
-            await store.ReleaseClaimQuietlyAsync(expected!, stored).ConfigureAwait(false);
+            await shared.ReleaseClaimQuietlyAsync(expected!, stored).ConfigureAwait(false);
             throw;
         }
 
@@ -90,12 +97,12 @@ internal sealed class RefreshTokenAcquirer(
         }
         catch (MistralAuthException)
         {
-            await store.PersistAsync(expected, new StoredTokens(refreshToken, null, sentOn, sentOn), held, cancellationToken).ConfigureAwait(false);
+            await shared.PersistAsync(expected, new StoredTokens(refreshToken, null, sentOn, sentOn), held, cancellationToken).ConfigureAwait(false);
             throw;
         }
 
         // Persisted before it is served, so a restart (or another instance) carries on from here.
-        await store.PersistAsync(expected, new StoredTokens(refreshToken, state.AccessToken, state.RefreshOn, state.ExpiresOn), held, cancellationToken)
+        await shared.PersistAsync(expected, new StoredTokens(refreshToken, state.AccessToken, state.RefreshOn, state.ExpiresOn), held, cancellationToken)
             .ConfigureAwait(false);
         return new AcquiredToken(state, rotated, Adopted: false);
     }
@@ -121,10 +128,11 @@ internal sealed class RefreshTokenAcquirer(
     }
 
     /// <summary>
-    /// A refresh while the store has not taken the last refresh token the server issued: this process alone holds the
-    /// live one, so it refreshes with it without the lock, and the newer token replaces the one waiting to be written.
+    /// A refresh that nobody shares: without a store of the application's, or while the store has not taken the last
+    /// refresh token the server issued (this process alone holds the live one, so it refreshes with it without the
+    /// lock, and the newer token replaces the one <paramref name="writeBehind"/> is waiting to write).
     /// </summary>
-    private async Task<AcquiredToken> RefreshWhileUnstoredAsync(RefreshAttempt attempt, CancellationToken cancellationToken)
+    private async Task<AcquiredToken> RefreshUnsharedAsync(RefreshAttempt attempt, StoreWriteBehind? writeBehind, CancellationToken cancellationToken)
     {
         StoredTokens? newer = null;
         try
@@ -135,20 +143,28 @@ internal sealed class RefreshTokenAcquirer(
             attempt.CalledEndpoint = true;
             var response = await endpoint.RefreshAsync(sending, cancellationToken).ConfigureAwait(false);
             var (refreshToken, rotated) = KeepRefreshToken(response, sending);
-            newer = new StoredTokens(refreshToken, null, sentOn, sentOn);
+            if (writeBehind is not null)
+            {
+                newer = new StoredTokens(refreshToken, null, sentOn, sentOn);
+            }
+
             var state = schedule.FromResponse(response, sentAt, sentOn);
-            newer = new StoredTokens(refreshToken, state.AccessToken, state.RefreshOn, state.ExpiresOn);
+            if (writeBehind is not null)
+            {
+                newer = new StoredTokens(refreshToken, state.AccessToken, state.RefreshOn, state.ExpiresOn);
+            }
+
             return new AcquiredToken(state, rotated, Adopted: false);
         }
         finally
         {
-            store.WriteBehind.EndExchange(newer);
+            writeBehind?.EndExchange(newer);
         }
     }
 
     /// <summary>Calls the token endpoint; after <c>invalid_grant</c>, once more with a refresh token another instance rotated meanwhile.</summary>
     private async Task<(TokenResponse Response, ClientCredentials Sent)> ExchangeAsync(
-        RefreshAttempt attempt, ClientCredentials sending, bool preferLocal, CancellationToken cancellationToken)
+        StoreCoordinator shared, RefreshAttempt attempt, ClientCredentials sending, bool preferLocal, CancellationToken cancellationToken)
     {
         try
         {
@@ -158,7 +174,7 @@ internal sealed class RefreshTokenAcquirer(
         catch (MistralAuthException ex) when (ex.Error == "invalid_grant" && !preferLocal)
         {
             // Someone sharing the store may have rotated the refresh token outside the lock: then theirs is the live one.
-            var latest = await store.ReadAsync(cancellationToken).ConfigureAwait(false);
+            var latest = await shared.ReadAsync(cancellationToken).ConfigureAwait(false);
             if (latest is null || string.Equals(latest.RefreshToken, sending.RefreshToken, StringComparison.Ordinal))
             {
                 throw;

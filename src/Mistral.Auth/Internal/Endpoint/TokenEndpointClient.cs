@@ -1,6 +1,5 @@
 using System.Buffers;
 using System.Net;
-using System.Net.Http.Headers;
 using System.Net.Sockets;
 using System.Text.Json;
 using Microsoft.Extensions.Logging;
@@ -13,8 +12,6 @@ namespace Mistral.Auth.Internal;
 /// <summary>Posts the refresh request to the token endpoint and turns the answer into a <see cref="TokenResponse"/>.</summary>
 internal sealed class TokenEndpointClient : IDisposable
 {
-    private static readonly MediaTypeWithQualityHeaderValue AcceptJson = new("application/json");
-
     private readonly Func<HttpClient> _httpClientFactory;
     private readonly MistralAuthOptions _options;
     private readonly Task<ResiliencePipeline<HttpResponseMessage>> _pipeline;
@@ -184,7 +181,7 @@ internal sealed class TokenEndpointClient : IDisposable
         {
             Content = TokenRequestContent.Create(credentials, proof, _options),
         };
-        request.Headers.Accept.Add(AcceptJson);
+        request.Headers.TryAddWithoutValidation("Accept", "application/json"); // a constant: no header value object to parse or hold
         request.Headers.Authorization = proof.Authorization;
         if (_dpop is not null)
         {
