@@ -41,12 +41,18 @@ public sealed partial class MistralApiSimulator
         {
             ApiRequests++;
             string? token = null;
+            var dpopScheme = false;
             if (request.Headers?.TryGetValue("Authorization", out var values) == true)
             {
                 var header = values.ToString();
                 if (header.StartsWith("Bearer ", StringComparison.Ordinal))
                 {
                     token = header["Bearer ".Length..];
+                }
+                else if (header.StartsWith("DPoP ", StringComparison.Ordinal))
+                {
+                    token = header["DPoP ".Length..];
+                    dpopScheme = true;
                 }
             }
 
@@ -70,6 +76,26 @@ public sealed partial class MistralApiSimulator
             {
                 ApiExpiredTokens++;
                 return Unauthorized("invalid_token", "The access token expired.");
+            }
+
+            if (_boundTo.TryGetValue(token, out var boundTo) || dpopScheme)
+            {
+                // RFC 9449 §7.1: a bound token only with the DPoP scheme and a proof by its key for this request.
+                if (boundTo is null || !dpopScheme)
+                {
+                    return DPoPUnauthorized("invalid_token", boundTo is null ? "The token is not DPoP-bound." : "A DPoP-bound token must be sent with the DPoP scheme.");
+                }
+
+                var presentedKey = VerifyProof(request, token, out var problem);
+                if (problem is not null)
+                {
+                    return DPoPUnauthorized("invalid_dpop_proof", problem);
+                }
+
+                if (presentedKey != boundTo)
+                {
+                    return DPoPUnauthorized("invalid_token", "The token is bound to another key.");
+                }
             }
 
             if (request.Path.EndsWith("/chat/completions", StringComparison.Ordinal))
@@ -109,7 +135,7 @@ public sealed partial class MistralApiSimulator
             ? JsonSerializer.Serialize(new { message = "Unauthorized", request_id = Guid.NewGuid().ToString("N") })
             : """{"detail":"Unauthorized"}""";
         var response = Json(401, body);
-        response.AddHeader("WWW-Authenticate", $"Bearer error=\"{error}\", error_description=\"{description}\"");
+        response.AddHeader("WWW-Authenticate", $"{(RequireDPoP ? "DPoP" : "Bearer")} error=\"{error}\", error_description=\"{description}\"");
         return response;
     }
 
@@ -117,7 +143,8 @@ public sealed partial class MistralApiSimulator
     private bool IsAuthorized(IDictionary<string, string[]> headers)
     {
         var header = headers.FirstOrDefault(h => string.Equals(h.Key, "Authorization", StringComparison.OrdinalIgnoreCase)).Value;
-        return header is { Length: 1 } && header[0].StartsWith("Bearer ", StringComparison.Ordinal) && Accepts(header[0]["Bearer ".Length..]);
+        var scheme = RequireDPoP ? "DPoP " : "Bearer ";
+        return header is { Length: 1 } && header[0].StartsWith(scheme, StringComparison.Ordinal) && Accepts(header[0][scheme.Length..]);
     }
 
     private static string ChatCompletion(long created) => JsonSerializer.Serialize(new

@@ -48,6 +48,17 @@ public sealed partial class MistralApiSimulator
                 return refused;
             }
 
+            string? boundTo = null;
+            if (RequireDPoP)
+            {
+                // Checked before the grant: a request with a bad proof spends no refresh token.
+                boundTo = VerifyProof(request, accessToken: null, out var problem);
+                if (problem is not null)
+                {
+                    return Json(400, JsonSerializer.Serialize(new Dictionary<string, string> { ["error"] = "invalid_dpop_proof", ["error_description"] = problem }));
+                }
+            }
+
             LastScope = fields.GetValueOrDefault("scope");
             var refreshToken = fields.GetValueOrDefault("refresh_token");
             if (grant == "refresh_token" && (refreshToken is null || !_validRefreshTokens.Contains(refreshToken)))
@@ -57,12 +68,12 @@ public sealed partial class MistralApiSimulator
                 return Json(400, """{"error":"invalid_grant","error_description":"The refresh token is invalid, expired or already used."}""");
             }
 
-            return Issue(grant == "refresh_token" ? refreshToken : null);
+            return Issue(grant == "refresh_token" ? refreshToken : null, boundTo);
         }
     }
 
     /// <summary>Issues an access token (and, rotating, a new refresh token that replaces <paramref name="spent"/>). Under the lock.</summary>
-    private ResponseMessage Issue(string? spent)
+    private ResponseMessage Issue(string? spent, string? boundTo)
     {
         string? rotated = null;
         if (spent is not null && RotateRefreshTokens)
@@ -76,15 +87,20 @@ public sealed partial class MistralApiSimulator
 
         var issuedAt = ServerNow.ToUnixTimeSeconds();
         var lifetime = (long)AccessTokenLifetime.TotalSeconds;
-        var accessToken = CreateJwt(issuedAt, issuedAt + lifetime);
+        var accessToken = CreateJwt(issuedAt, issuedAt + lifetime, boundTo);
         _accessTokenExpiry[accessToken] = issuedAt + lifetime;
+        if (boundTo is not null)
+        {
+            _boundTo[accessToken] = boundTo;
+        }
+
         _issuedAccessTokens.Add(accessToken);
         TokensIssued++;
 
         var body = new Dictionary<string, object>
         {
             ["access_token"] = accessToken,
-            ["token_type"] = "Bearer",
+            ["token_type"] = boundTo is null ? "Bearer" : "DPoP",
         };
         if (SendExpiresIn)
         {
@@ -170,7 +186,7 @@ public sealed partial class MistralApiSimulator
         }
     }
 
-    private string CreateJwt(long issuedAt, long expiresAt)
+    private string CreateJwt(long issuedAt, long expiresAt, string? boundTo)
     {
         var header = new JwtHeader(new SigningCredentials(SigningKey, SecurityAlgorithms.HmacSha256));
         var payload = new JwtPayload
@@ -181,6 +197,11 @@ public sealed partial class MistralApiSimulator
             ["iat"] = issuedAt,
             ["exp"] = expiresAt,
         };
+        if (boundTo is not null)
+        {
+            payload["cnf"] = new Dictionary<string, object> { ["jkt"] = boundTo };
+        }
+
         return new JwtSecurityTokenHandler().WriteToken(new JwtSecurityToken(header, payload));
     }
 

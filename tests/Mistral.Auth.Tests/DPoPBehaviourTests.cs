@@ -151,6 +151,28 @@ public class DPoPBehaviourTests
     }
 
     [Fact]
+    public async Task Simulator_RequireDPoP_RefusesAClientWithoutProofs_AndABoundTokenSentAsBearer()
+    {
+        using var bearer = new Harness(setup: s => s.RequireDPoP = true);
+        var refused = await Assert.ThrowsAsync<MistralAuthException>(() => bearer.Manager.GetAccessTokenAsync(Ct).AsTask());
+        using var dpop = new Harness(o => o.UseDPoP = true, s => s.RequireDPoP = true);
+        var token = await dpop.Manager.GetAccessTokenAsync(Ct);
+        using var plain = new HttpClient();
+        using var asBearer = new HttpRequestMessage(HttpMethod.Get, new Uri(dpop.Simulator.ApiBaseAddress, "v1/models"));
+        asBearer.Headers.Authorization = new System.Net.Http.Headers.AuthenticationHeaderValue("Bearer", token);
+
+        using var response = await plain.SendAsync(asBearer, Ct);
+        using var client = dpop.CreateApiClient();
+        using var proved = await client.GetAsync("v1/models", Ct);
+
+        Assert.Equal("invalid_dpop_proof", refused.Error);
+        Assert.Equal(HttpStatusCode.Unauthorized, response.StatusCode);
+        Assert.Contains("DPoP error=\"invalid_token\"", response.Headers.WwwAuthenticate.ToString(), StringComparison.Ordinal);
+        Assert.Equal(HttpStatusCode.OK, proved.StatusCode);
+        Assert.Equal(1, bearer.Simulator.DPoPProofsRejected);
+    }
+
+    [Fact]
     public async Task SynchronousSend_CarriesAProof()
     {
         using var d = new DPoPServer();

@@ -86,6 +86,38 @@ public class RealClientTests
 
     [Theory]
     [MemberData(nameof(Transports))]
+    public async Task DPoP_ChatClientPlainAndStreaming_AcrossExpiries_EveryProofAccepted(string transport)
+    {
+        using var h = new Harness(
+            o => { o.RefreshBeforeExpiry = TimeSpan.FromSeconds(20); o.UseDPoP = true; },
+            s => { s.AccessTokenLifetime = TimeSpan.FromSeconds(60); s.RequireDPoP = true; });
+        using var http = h.CreateApiClient();
+        var chat = Chat(h, transport, http);
+
+        var turn = 0;
+        await RunAcrossExpiriesAsync(h, async () =>
+        {
+            if (turn++ % 2 == 0)
+            {
+                return (await chat.GetResponseAsync([new ChatMessage(ChatRole.User, "Bonjour")], cancellationToken: Ct)).Text;
+            }
+
+            var text = string.Empty;
+            await foreach (var update in chat.GetStreamingResponseAsync([new ChatMessage(ChatRole.User, "Bonjour")], cancellationToken: Ct))
+            {
+                text += update.Text;
+            }
+
+            return text;
+        });
+
+        AssertLifetimesAndOne401(h);
+        Assert.Equal(0, h.Simulator.DPoPProofsRejected);
+        Assert.Equal("DPoP", h.Manager.AuthorizationScheme);
+    }
+
+    [Theory]
+    [MemberData(nameof(Transports))]
     public async Task Streaming_FirstChunkReachesTheCallerWhileTheServerHoldsTheRest(string transport)
     {
         using var h = ShortLived();
