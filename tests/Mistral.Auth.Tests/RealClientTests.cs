@@ -61,22 +61,7 @@ public class RealClientTests
         using var h = ShortLived();
         var chat = OpenAi(h, new MistralAuthenticationPolicy(h.Manager)).GetChatClient(Model).AsIChatClient();
 
-        var turn = 0;
-        await RunAcrossExpiriesAsync(h, async () =>
-        {
-            if (turn++ % 2 == 0)
-            {
-                return (await chat.GetResponseAsync([new ChatMessage(ChatRole.User, "Bonjour")], cancellationToken: Ct)).Text;
-            }
-
-            var text = string.Empty;
-            await foreach (var update in chat.GetStreamingResponseAsync([new ChatMessage(ChatRole.User, "Bonjour")], cancellationToken: Ct))
-            {
-                text += update.Text;
-            }
-
-            return text;
-        });
+        await RunAcrossExpiriesAsync(h, PlainAndStreamingInTurn(chat));
 
         AssertLifetimesAndOne401(h);
         Assert.True(h.Simulator.StreamsCompleted > 10, "streamed completions were part of the run");
@@ -94,22 +79,7 @@ public class RealClientTests
         using var http = h.CreateApiClient();
         var chat = Chat(h, transport, http);
 
-        var turn = 0;
-        await RunAcrossExpiriesAsync(h, async () =>
-        {
-            if (turn++ % 2 == 0)
-            {
-                return (await chat.GetResponseAsync([new ChatMessage(ChatRole.User, "Bonjour")], cancellationToken: Ct)).Text;
-            }
-
-            var text = string.Empty;
-            await foreach (var update in chat.GetStreamingResponseAsync([new ChatMessage(ChatRole.User, "Bonjour")], cancellationToken: Ct))
-            {
-                text += update.Text;
-            }
-
-            return text;
-        });
+        await RunAcrossExpiriesAsync(h, PlainAndStreamingInTurn(chat));
 
         AssertLifetimesAndOne401(h);
         Assert.Equal(0, h.Simulator.DPoPProofsRejected);
@@ -280,6 +250,27 @@ public class RealClientTests
             Endpoint = new Uri($"{h.Simulator.Url}/v1"),
             Transport = new HttpClientPipelineTransport(http),
         }).GetChatClient(Model).AsIChatClient();
+
+    /// <summary>One call after another, alternately a plain response and a streamed one, each returning its text.</summary>
+    private static Func<Task<string>> PlainAndStreamingInTurn(IChatClient chat)
+    {
+        var turn = 0;
+        return async () =>
+        {
+            if (turn++ % 2 == 0)
+            {
+                return (await chat.GetResponseAsync([new ChatMessage(ChatRole.User, "Bonjour")], cancellationToken: Ct)).Text;
+            }
+
+            var text = string.Empty;
+            await foreach (var update in chat.GetStreamingResponseAsync([new ChatMessage(ChatRole.User, "Bonjour")], cancellationToken: Ct))
+            {
+                text += update.Text;
+            }
+
+            return text;
+        };
+    }
 
     /// <summary>
     /// Ten simulated minutes of calls every 15 s on 60-second tokens (refreshed 20 s early), with the API revoking
