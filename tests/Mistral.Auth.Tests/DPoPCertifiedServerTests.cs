@@ -268,6 +268,22 @@ public class DPoPCertifiedServerTests(OidcProviderFixture server, RedisFixture r
         Assert.Equal([400, 200], TokenPosts(backChannel).Select(p => p.Status)); // one token, for both instances
     }
 
+    [Fact]
+    public async Task Discovery_AnAlgorithmTheServerDoesNotList_IsATypedErrorBeforeAnythingIsSent()
+    {
+        var issuer = server.Require();
+        var client = await DPoPClientAsync();
+        using var backChannel = new DPoPRecorder();
+        using var http = new HttpClient(backChannel);
+        using var manager = Manager(http, issuer, client, o => o.DPoPAlgorithm = "RS256"); // oidc-provider lists ES256 and EdDSA
+
+        var error = await Assert.ThrowsAsync<MistralAuthException>(() => manager.GetAccessTokenAsync(Ct).AsTask());
+
+        Assert.Contains("(dpop_signing_alg_values_supported), not RS256", error.Message, StringComparison.Ordinal);
+        Assert.Contains("ES256", error.Message, StringComparison.Ordinal);
+        Assert.Empty(TokenPosts(backChannel));
+    }
+
     private async Task<JsonObject> DPoPClientAsync(JsonArray? grants = null) =>
         await server.RegisterAsync(
             new JsonObject

@@ -84,6 +84,12 @@ internal sealed class TokenEndpointClient : IDisposable
     public async Task<TokenResponse> RefreshAsync(ClientCredentials credentials, CancellationToken cancellationToken)
     {
         var target = _configured ?? await _discovery!.GetAsync(cancellationToken).ConfigureAwait(false);
+        if (_dpop is not null && target.DPoPAlgorithms is { } algorithms && !algorithms.Contains(_dpop.Key.Algorithm))
+        {
+            throw new MistralAuthException(
+                $"The token endpoint {target.ForMessages} takes DPoP proofs signed with [{string.Join(", ", algorithms)}] (dpop_signing_alg_values_supported), not {_dpop.Key.Algorithm}: set DPoPAlgorithm (and a key that fits it) to one of them. Nothing was sent.");
+        }
+
         var attempts = new AttemptCount();
         var response = await SendAsync(target, credentials, attempts, cancellationToken).ConfigureAwait(false);
         if (attempts.Assertion is { } assertion)

@@ -188,24 +188,31 @@ internal sealed class AuthorizationServerDiscovery
                 throw Failure($"{shown} publishes the token_endpoint {TokenEndpointClient.ForMessages(endpoint)}, which is not HTTPS (plain HTTP is allowed only on loopback) or carries user information or a fragment; credentials are not sent there");
             }
 
-            return new TokenEndpointTarget(endpoint, published, AuthMethods(root));
+            return new TokenEndpointTarget(
+                endpoint,
+                published,
+                Strings(root, "token_endpoint_auth_methods_supported") ?? ["client_secret_basic"],
+                Strings(root, "dpop_signing_alg_values_supported"));
         }
     }
 
-    /// <summary><c>token_endpoint_auth_methods_supported</c>, or its default when absent: <c>client_secret_basic</c> (RFC 8414 §2).</summary>
-    private static IReadOnlyCollection<string> AuthMethods(JsonElement root)
+    /// <summary>
+    /// A metadata array of strings, or <see langword="null"/> when absent. For <c>token_endpoint_auth_methods_supported</c>
+    /// absence means <c>client_secret_basic</c> (RFC 8414 §2); for <c>dpop_signing_alg_values_supported</c>, nothing said.
+    /// </summary>
+    private static List<string>? Strings(JsonElement root, string name)
     {
-        if (!root.TryGetProperty("token_endpoint_auth_methods_supported", out var methods) || methods.ValueKind != JsonValueKind.Array)
+        if (!root.TryGetProperty(name, out var values) || values.ValueKind != JsonValueKind.Array)
         {
-            return ["client_secret_basic"];
+            return null;
         }
 
         var list = new List<string>();
-        foreach (var method in methods.EnumerateArray())
+        foreach (var value in values.EnumerateArray())
         {
-            if (method.ValueKind == JsonValueKind.String && method.GetString() is { } name)
+            if (value.ValueKind == JsonValueKind.String && value.GetString() is { } text)
             {
-                list.Add(name);
+                list.Add(text);
             }
         }
 
