@@ -111,6 +111,15 @@ public sealed class TokenManager : IDisposable
 
         // Only the grants that call the token endpoint get its client, and nothing of it is built before it is needed:
         // an API key or a token source starts as fast as a process that builds one header.
+        if (_options.DPoPEnabled && tokenStore is not null && mode == CredentialMode.RefreshToken && !_options.AuthenticatesClient
+            && string.IsNullOrWhiteSpace(_options.DPoPKey) && _options.DPoPSigningKey is null)
+        {
+            // RFC 9449 §5: a public client's refresh token is bound to its DPoP key. A stored one outlives this process.
+            throw new ArgumentException(
+                "MistralAuthOptions.UseDPoP for a public client (no ClientSecret or client assertion) with a token store needs a DPoPKey: the server binds a public client's refresh token to the DPoP key (RFC 9449 §5), so with a key generated per process the stored refresh token is unusable after a restart or in another instance. Set DPoPKey, the same on every instance.",
+                nameof(options));
+        }
+
         _dpop = _options.DPoPEnabled ? new DPoPContext(DPoPKey.Load(_options)!, _time) : null;
         var endpoint = mode is CredentialMode.RefreshToken or CredentialMode.ClientCredentials
             ? TokenEndpointClient.Create(httpClientFactory, _options, _time, _logger, _dpop)

@@ -284,6 +284,35 @@ public class DPoPCertifiedServerTests(OidcProviderFixture server, RedisFixture r
         Assert.Empty(TokenPosts(backChannel));
     }
 
+    [Fact]
+    public async Task PublicClient_ItsRefreshTokenIsBoundToTheKey_SoAGeneratedKeyWithAStoreIsRefusedAtStart()
+    {
+        var issuer = server.Require();
+        var client = await server.RegisterAsync(
+            new JsonObject { ["token_endpoint_auth_method"] = "none", ["grant_types"] = new JsonArray("refresh_token"), ["dpop_bound_access_tokens"] = true }, Ct);
+        using var keyA = ECDsa.Create(ECCurve.NamedCurves.nistP256);
+        using var keyB = ECDsa.Create(ECCurve.NamedCurves.nistP256);
+        var jkt = Base64UrlEncoder.Encode(new ECDsaSecurityKey(keyA).ComputeJwkThumbprint());
+        using var http = new HttpClient(new DPoPRecorder());
+        TokenManager Public(ECDsa? key, string seed, ITokenStore? tokenStore) => new(
+            new MistralAuthOptions { Authority = new Uri(issuer), ClientId = Id(client), RefreshToken = seed, UseDPoP = true, DPoPSigningKey = key },
+            () => http, TimeProvider.System, null, null, tokenStore);
+
+        // As a public client's DPoP-bound authorization_code exchange leaves it (RFC 9449 §5): bound to key A.
+        var refreshToken = await server.GrantRefreshTokenAsync(Id(client), "chat:read chat:write", Ct, boundToJkt: jkt);
+        using var otherKey = Public(keyB, refreshToken, null);
+        var refused = await Assert.ThrowsAsync<MistralAuthException>(() => otherKey.GetAccessTokenAsync(Ct).AsTask());
+        var store = new InMemoryTokenStore();
+        using var sameKey = Public(keyA, refreshToken, store);
+        var token = await sameKey.GetAccessTokenAsync(Ct);
+        var atStart = Assert.Throws<ArgumentException>(() => Public(null, refreshToken, new InMemoryTokenStore()));
+
+        Assert.Equal("invalid_grant", refused.Error); // useless with any other key, such as one generated after a restart
+        Assert.Equal(jkt, Jkt(token));
+        Assert.NotEqual(refreshToken, (await store.ReadAsync(Ct))!.RefreshToken); // rotated, and still bound to key A
+        Assert.Contains("needs a DPoPKey", atStart.Message, StringComparison.Ordinal);
+    }
+
     private async Task<JsonObject> DPoPClientAsync(JsonArray? grants = null) =>
         await server.RegisterAsync(
             new JsonObject

@@ -2,8 +2,9 @@
 // Listens on 127.0.0.1 (PORT, or a free port), prints one JSON line {"issuer": ...} when ready, and serves:
 //   - the provider itself: discovery, dynamic client registration (RFC 7591), the token endpoint with every client
 //     authentication method, resource indicators (RFC 8707), refresh token rotation with reuse detection, introspection;
-//   - POST /test/grants {client_id, scope, resource}: what a user's consent would produce, a grant and its refresh
-//     token, so the refresh_token grant can be tested without a browser;
+//   - POST /test/grants {client_id, scope, resource, jkt}: what a user's consent would produce, a grant and its
+//     refresh token (bound to a DPoP key's thumbprint with jkt), so the refresh_token grant can be tested without a
+//     browser;
 //   - DPoP (RFC 9449) at the token endpoint, with nonces required (oidc-provider's own implementation), and
 //     /api/*: a resource server that accepts only DPoP-bound JWT access tokens and verifies everything RFC 9449 §7
 //     asks of one: the proof's signature with its embedded key, typ, htm, htu, a fresh jti, ath, its own nonce, and
@@ -84,7 +85,7 @@ server.on('request', async (req, res) => {
   callback(req, res);
 });
 
-async function mintRefreshToken({ client_id: clientId, scope, resource }) {
+async function mintRefreshToken({ client_id: clientId, scope, resource, jkt }) {
   const client = await provider.Client.find(clientId);
   if (!client) throw new Error(`no client ${clientId}`);
   const accountId = 'user-1';
@@ -101,6 +102,8 @@ async function mintRefreshToken({ client_id: clientId, scope, resource }) {
     gty: 'authorization_code',
     scope: `openid offline_access ${scope}`,
     resource: resource ?? API,
+    // What a public client's DPoP-bound authorization_code exchange leaves (RFC 9449 §5): a refresh token bound to its key.
+    ...(jkt ? { jkt } : {}),
   });
   return refreshToken.save();
 }

@@ -124,10 +124,11 @@ public sealed class OidcProviderFixture : IDisposable
     }
 
     /// <summary>A grant with its refresh token, as a user's consent would leave it (the server's test-only route).</summary>
-    public async Task<string> GrantRefreshTokenAsync(string clientId, string scope, CancellationToken cancellationToken, string? resource = null)
+    public async Task<string> GrantRefreshTokenAsync(
+        string clientId, string scope, CancellationToken cancellationToken, string? resource = null, string? boundToJkt = null)
     {
         using var response = await Http.PostAsJsonAsync(
-            "test/grants", new JsonObject { ["client_id"] = clientId, ["scope"] = scope, ["resource"] = resource }, cancellationToken);
+            "test/grants", new JsonObject { ["client_id"] = clientId, ["scope"] = scope, ["resource"] = resource, ["jkt"] = boundToJkt }, cancellationToken);
         var body = await response.Content.ReadAsStringAsync(cancellationToken);
         Assert.True(response.IsSuccessStatusCode, body);
         return JsonDocument.Parse(body).RootElement.GetProperty("refresh_token").GetString()!;
