@@ -26,10 +26,7 @@ internal sealed class MistralAuthOptionsValidator : IValidateOptions<MistralAuth
             CheckResilience(options.Resilience, failures);
         }
 
-        if (options.AllowedHosts.Count > 0 || options.TokenRequestFormat is not (TokenRequestFormat.Json or TokenRequestFormat.Form))
-        {
-            CheckHostsAndFormat(options, failures);
-        }
+        CheckHostsAndFormat(options, failures);
 
         if (options.ClientAuthentication != ClientAuthenticationMethod.Automatic || options.HasAssertionSettings
             || options.ClientSigningAlgorithm is not null || options.ClientSigningKeyId is not null)
