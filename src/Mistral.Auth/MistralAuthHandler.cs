@@ -229,9 +229,7 @@ public sealed class MistralAuthHandler : DelegatingHandler
     {
         request.Headers.Authorization = state.Header;
         request.Headers.Remove(DPoPContext.ProofHeader);
-        var key = state.BoundKey ?? dpop.Key;
-        request.Headers.TryAddWithoutValidation(
-            DPoPContext.ProofHeader, dpop.CreateProof(key, request.Method, request.RequestUri!, state.AccessTokenHash));
+        request.Headers.TryAddWithoutValidation(DPoPContext.ProofHeader, dpop.ForRequest(request.Method, request.RequestUri!, state));
     }
 
     private async Task<HttpResponseMessage> SendSlowAsync(

@@ -310,8 +310,8 @@ public sealed class TokenManager : IDisposable
 
         var state = Volatile.Read(ref _state);
         return state is not null && string.Equals(state.AccessToken, accessToken, StringComparison.Ordinal)
-            ? _dpop.CreateProof(state.BoundKey ?? _dpop.Key, method, requestUri, state.AccessTokenHash)
-            : _dpop.CreateProof(_dpop.Key, method, requestUri, DPoPKey.AccessTokenHash(accessToken));
+            ? _dpop.ForRequest(method, requestUri, state)
+            : _dpop.ForRequest(method, requestUri, DPoPKey.AccessTokenHash(accessToken));
     }
 
     /// <summary>

@@ -21,19 +21,24 @@ internal sealed class DPoPContext(DPoPKey key, TimeProvider time) : IDisposable
 
     public DPoPKey Key => key;
 
-    /// <summary>A proof for one request to <paramref name="target"/>, with its server's newest nonce.</summary>
-    /// <param name="method">The request's method.</param>
-    /// <param name="target">The request's URI.</param>
-    /// <param name="accessTokenHash">The presented token's <c>ath</c>; <see langword="null"/> at the token endpoint.</param>
-    public string CreateProof(HttpMethod method, Uri target, string? accessTokenHash) =>
-        CreateProof(key, method, target, accessTokenHash);
+    /// <summary>A proof for one POST to the token endpoint, with its newest nonce and no <c>ath</c> (no token is presented).</summary>
+    public string ForTokenEndpoint(Uri endpoint) =>
+        key.CreateProof("POST", endpoint, time.GetUtcNow(), NonceFor(endpoint, tokenEndpoint: true), accessTokenHash: null);
 
-    /// <summary>A proof signed with <paramref name="boundKey"/>, the key the presented token is bound to.</summary>
-    public string CreateProof(DPoPKey boundKey, HttpMethod method, Uri target, string? accessTokenHash) =>
-        boundKey.CreateProof(method.Method, target, time.GetUtcNow(), NonceFor(target, accessTokenHash is null), accessTokenHash);
+    /// <summary>
+    /// A proof for one API request presenting <paramref name="presented"/>, signed with the key it is bound to and
+    /// carrying its <c>ath</c> and the API's newest nonce.
+    /// </summary>
+    public string ForRequest(HttpMethod method, Uri target, AccessTokenState presented) =>
+        (presented.BoundKey ?? key).CreateProof(
+            method.Method, target, time.GetUtcNow(), NonceFor(target, tokenEndpoint: false), presented.AccessTokenHash);
+
+    /// <summary>A proof for one API request presenting a token known only by its <c>ath</c>, signed with this credential's key.</summary>
+    public string ForRequest(HttpMethod method, Uri target, string accessTokenHash) =>
+        key.CreateProof(method.Method, target, time.GetUtcNow(), NonceFor(target, tokenEndpoint: false), accessTokenHash);
 
     /// <summary>The newest nonce the token endpoint (or the API) at the origin of <paramref name="target"/> gave, if any.</summary>
-    public string? NonceFor(Uri target, bool tokenEndpoint) => _nonces.TryGetValue(NonceKey(target, tokenEndpoint), out var nonce) ? nonce : null;
+    private string? NonceFor(Uri target, bool tokenEndpoint) => _nonces.TryGetValue(NonceKey(target, tokenEndpoint), out var nonce) ? nonce : null;
 
     /// <summary>
     /// Keeps the <c>DPoP-Nonce</c> a server sent with any answer. Returns whether it is new, so a request refused

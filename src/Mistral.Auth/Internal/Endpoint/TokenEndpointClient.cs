@@ -1,7 +1,6 @@
 using System.Buffers;
 using System.Net;
 using System.Net.Sockets;
-using System.Text.Json;
 using Microsoft.Extensions.Logging;
 using Polly;
 using Polly.CircuitBreaker;
@@ -191,7 +190,7 @@ internal sealed class TokenEndpointClient : IDisposable
         request.Headers.Authorization = proof.Authorization;
         if (_dpop is not null)
         {
-            request.Headers.TryAddWithoutValidation(DPoPContext.ProofHeader, _dpop.CreateProof(HttpMethod.Post, target.Endpoint, accessTokenHash: null));
+            request.Headers.TryAddWithoutValidation(DPoPContext.ProofHeader, _dpop.ForTokenEndpoint(target.Endpoint));
         }
 
         HttpResponseMessage attemptResponse;
@@ -211,43 +210,10 @@ internal sealed class TokenEndpointClient : IDisposable
     }
 
     /// <summary>A 400 whose error is <c>use_dpop_nonce</c> (RFC 9449 §8).</summary>
-    private static bool AsksForDPoPNonce(HttpResponseMessage response)
-    {
-        if (response.StatusCode != HttpStatusCode.BadRequest || response.Content is not BufferedBody { Body: { Length: > 0 } body })
-        {
-            return false;
-        }
-
-        try
-        {
-            var reader = new Utf8JsonReader(body);
-            if (!reader.Read() || reader.TokenType != JsonTokenType.StartObject)
-            {
-                return false;
-            }
-
-            while (reader.Read() && reader.TokenType == JsonTokenType.PropertyName)
-            {
-                var isError = reader.ValueTextEquals("error"u8);
-                if (!reader.Read())
-                {
-                    return false;
-                }
-
-                if (isError)
-                {
-                    return reader.TokenType == JsonTokenType.String && reader.ValueTextEquals("use_dpop_nonce"u8);
-                }
-
-                reader.Skip();
-            }
-        }
-        catch (JsonException)
-        {
-        }
-
-        return false;
-    }
+    private static bool AsksForDPoPNonce(HttpResponseMessage response) =>
+        response.StatusCode == HttpStatusCode.BadRequest
+        && response.Content is BufferedBody buffered
+        && TokenResponseReader.ErrorCode(response, buffered.Body) == "use_dpop_nonce";
 
     public void Dispose()
     {

@@ -82,27 +82,12 @@ internal sealed class TokenResponseReader(string endpointForMessages)
         }
     }
 
+    /// <summary>The <c>error</c> code of an RFC 6749 §5.2 error body, as the server wrote it; <see langword="null"/> when there is none.</summary>
+    public static string? ErrorCode(HttpResponseMessage response, byte[] body) => ErrorFields(response, body).Error;
+
     public MistralAuthException ReadError(HttpResponseMessage response, byte[] body, ClientCredentials credentials, int attempts)
     {
-        string? error = null;
-        string? description = null;
-        if (body.Length > 0 && IsJson(response))
-        {
-            try
-            {
-                using var document = JsonDocument.Parse(body);
-                if (document.RootElement.ValueKind == JsonValueKind.Object)
-                {
-                    error = StringOrNull(document.RootElement, "error");
-                    description = StringOrNull(document.RootElement, "error_description");
-                }
-            }
-            catch (JsonException)
-            {
-                // Not an RFC 6749 §5.2 error body: reported by status alone.
-            }
-        }
-
+        var (error, description) = ErrorFields(response, body);
         error = SecretScrubber.Scrub(error, credentials);
         description = SecretScrubber.Scrub(description, credentials);
 
@@ -183,6 +168,26 @@ internal sealed class TokenResponseReader(string endpointForMessages)
 
     private static string? StringOrNull(JsonElement root, string name) =>
         root.TryGetProperty(name, out var value) && value.ValueKind == JsonValueKind.String ? value.GetString() : null;
+
+    private static (string? Error, string? Description) ErrorFields(HttpResponseMessage response, byte[] body)
+    {
+        if (body.Length == 0 || !IsJson(response))
+        {
+            return default;
+        }
+
+        try
+        {
+            using var document = JsonDocument.Parse(body);
+            return document.RootElement.ValueKind == JsonValueKind.Object
+                ? (StringOrNull(document.RootElement, "error"), StringOrNull(document.RootElement, "error_description"))
+                : default;
+        }
+        catch (JsonException)
+        {
+            return default; // not an RFC 6749 §5.2 error body: reported by status alone
+        }
+    }
 
     private static bool IsJson(HttpResponseMessage response)
     {
