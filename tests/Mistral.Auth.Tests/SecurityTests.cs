@@ -159,10 +159,7 @@ public class SecurityTests
             Sample = (ref ActivityCreationOptions<ActivityContext> _) => ActivitySamplingResult.AllDataAndRecorded,
             ActivityStopped = a =>
             {
-                lock (captured)
-                {
-                    captured.Add($"{a.DisplayName} {a.StatusDescription} {string.Join(",", a.TagObjects.Select(t => $"{t.Key}={t.Value}"))}");
-                }
+                Add(captured, $"{a.DisplayName} {a.StatusDescription} {string.Join(",", a.TagObjects.Select(t => $"{t.Key}={t.Value}"))}");
             },
         };
         ActivitySource.AddActivityListener(activityListener);
@@ -181,8 +178,8 @@ public class SecurityTests
             },
             s => s.AccessTokenLifetime = TimeSpan.FromSeconds(60),
             loggerFactory: logging.Factory);
-        h.Manager.TokenRefreshed += (_, e) => eventArgs.Add($"{e} {e.Reason} {e.ExpiresOn}");
-        h.Manager.RefreshFailed += (_, e) => eventArgs.Add($"{e} {e.Reason} {e.Exception}");
+        h.Manager.TokenRefreshed += (_, e) => Add(eventArgs, $"{e} {e.Reason} {e.ExpiresOn}");
+        h.Manager.RefreshFailed += (_, e) => Add(eventArgs, $"{e} {e.Reason} {e.Exception}");
         using var client = new HttpClient(new MistralAuthHandler(h.Manager, logging.Factory.CreateLogger<MistralAuthHandler>()) { InnerHandler = new SocketsHttpHandler() })
         {
             BaseAddress = h.Simulator.ApiBaseAddress,
@@ -230,6 +227,10 @@ public class SecurityTests
         Assert.NotEmpty(await h.Manager.GetAccessTokenAsync(Ct));
 
         meterListener.RecordObservableInstruments();
+
+        // The listeners are process-wide: tests running in parallel keep adding to the capture, so read a snapshot.
+        var capturedNow = Snapshot(captured);
+        var eventArgsNow = Snapshot(eventArgs);
         var secrets = h.Simulator.IssuedAccessTokens
             .Concat(h.Simulator.IssuedRefreshTokens)
             .Append(h.Simulator.ClientSecret)
@@ -242,8 +243,8 @@ public class SecurityTests
             [
                 logging.AllText(),
                 .. exceptions.Select(e => e.ToString()),
-                .. captured,
-                .. eventArgs,
+                .. capturedNow,
+                .. eventArgsNow,
                 h.Options.ToString(),
                 h.Manager.CurrentState!.ToString(),
             ]);
@@ -258,12 +259,22 @@ public class SecurityTests
         }
     }
 
-    private static void Capture<T>(List<string> captured, T value, ReadOnlySpan<KeyValuePair<string, object?>> tags)
+    private static void Capture<T>(List<string> captured, T value, ReadOnlySpan<KeyValuePair<string, object?>> tags) =>
+        Add(captured, $"{value} {string.Join(",", tags.ToArray().Select(t => $"{t.Key}={t.Value}"))}");
+
+    private static void Add(List<string> list, string text)
     {
-        var text = $"{value} {string.Join(",", tags.ToArray().Select(t => $"{t.Key}={t.Value}"))}";
-        lock (captured)
+        lock (list)
         {
-            captured.Add(text);
+            list.Add(text);
+        }
+    }
+
+    private static string[] Snapshot(List<string> list)
+    {
+        lock (list)
+        {
+            return [.. list];
         }
     }
 
