@@ -49,6 +49,7 @@ public sealed class TokenManager : IDisposable
     private MistralAuthException? _credentialsRejected;
     private MistralAuthException? _lastFailure;
     private string? _lastRejectedAccessToken;
+    private CancellationTokenSource? _refreshTimeout; // reused: one refresh at a time acquires (single flight)
 
     /// <summary>Creates a token manager without dependency injection.</summary>
     /// <param name="options">The settings; they are copied, so later changes to this instance have no effect.</param>
@@ -376,6 +377,7 @@ public sealed class TokenManager : IDisposable
         }
 
         _disposed.Cancel();
+        Volatile.Read(ref _refreshTimeout)?.Cancel(); // a refresh in flight stops now
         _optionsChange?.Dispose();
         lock (_gate)
         {
@@ -537,13 +539,6 @@ public sealed class TokenManager : IDisposable
         _refresh = completion.Task;
         var attempt = _attempt = new RefreshAttempt(reason, _lastRejectedAccessToken, _state);
 
-        // A background refresh may fail with nobody awaiting it: observe it so it is never reported as unobserved.
-        _ = completion.Task.ContinueWith(
-            static t => _ = t.Exception,
-            CancellationToken.None,
-            TaskContinuationOptions.OnlyOnFaulted | TaskContinuationOptions.ExecuteSynchronously,
-            TaskScheduler.Default);
-
         // Run outside the caller's synchronous path and outside the lock (the caller's execution context flows, so the
         // refresh's span has the caller's as its parent). RunRefreshAsync settles the completion whatever happens.
         ThreadPool.QueueUserWorkItem(
@@ -558,9 +553,10 @@ public sealed class TokenManager : IDisposable
         var activity = RefreshTelemetry.Start(attempt.Reason);
         AcquiredToken? acquired = null;
         MistralAuthException? failure = null;
+        var timeout = StartRefreshTimeout();
         try
         {
-            acquired = await AcquireWithinTimeoutAsync(attempt).ConfigureAwait(false);
+            acquired = await _acquirer.AcquireAsync(attempt, timeout.Token).ConfigureAwait(false);
         }
         catch (MistralAuthException ex)
         {
@@ -569,12 +565,21 @@ public sealed class TokenManager : IDisposable
         catch (OperationCanceledException ex) when (_disposed.IsCancellationRequested)
         {
             activity?.Dispose();
-            completion.SetException(new ObjectDisposedException(nameof(TokenManager), ex));
+            Fail(completion, new ObjectDisposedException(nameof(TokenManager), ex));
             return;
+        }
+        catch (OperationCanceledException ex) when (timeout.IsCancellationRequested)
+        {
+            failure = new MistralAuthException(
+                $"{(_endpoint is null ? "The token source" : $"The token endpoint {_endpoint.EndpointForMessages}")} did not answer within the refresh timeout of {_options.RefreshTimeout}.", ex);
         }
         catch (Exception ex)
         {
             failure = new MistralAuthException($"The token refresh failed unexpectedly ({ex.GetType().Name}).", ex);
+        }
+        finally
+        {
+            EndRefreshTimeout(timeout);
         }
 
         var (previous, retryDelay) = Settle(acquired, failure);
@@ -589,7 +594,49 @@ public sealed class TokenManager : IDisposable
         failure ??= new MistralAuthException();
         RefreshTelemetry.Failed(activity, attempt, started, failure, previous, retryDelay, this, RefreshFailed);
         activity?.Dispose();
-        completion.SetException(failure);
+        Fail(completion, failure);
+    }
+
+    /// <summary>
+    /// Fails the single flight. A background refresh may fail with nobody awaiting it: reading the exception marks it
+    /// observed, so it is never reported as unobserved (awaiting callers still get it thrown).
+    /// </summary>
+    private static void Fail(TaskCompletionSource<AccessTokenState> completion, Exception exception)
+    {
+        completion.SetException(exception);
+        _ = completion.Task.Exception;
+    }
+
+    /// <summary>
+    /// The refresh timeout's source, armed for this refresh. One source serves every refresh in turn (only one acquires
+    /// at a time); <see cref="Dispose"/> cancels it, so nothing is linked per refresh.
+    /// </summary>
+    private CancellationTokenSource StartRefreshTimeout()
+    {
+        var timeout = Interlocked.Exchange(ref _refreshTimeout, null) ?? new CancellationTokenSource(Timeout.InfiniteTimeSpan, _time);
+        Volatile.Write(ref _refreshTimeout, timeout);
+        if (_disposed.IsCancellationRequested)
+        {
+            timeout.Cancel();
+        }
+        else
+        {
+            timeout.CancelAfter(_options.RefreshTimeout);
+        }
+
+        return timeout;
+    }
+
+    /// <summary>
+    /// Disarms the refresh timeout for the next refresh, or drops it when it fired: a cancelled source cannot be reset.
+    /// (It is not disposed: <see cref="Dispose"/> may be cancelling it at this moment, and its timer is spent.)
+    /// </summary>
+    private void EndRefreshTimeout(CancellationTokenSource timeout)
+    {
+        if (!timeout.TryReset())
+        {
+            Interlocked.CompareExchange(ref _refreshTimeout, null, timeout);
+        }
     }
 
     /// <summary>
@@ -622,21 +669,6 @@ public sealed class TokenManager : IDisposable
             _refresh = null;
             _attempt = null;
             return (previous, retryDelay);
-        }
-    }
-
-    private async Task<AcquiredToken> AcquireWithinTimeoutAsync(RefreshAttempt attempt)
-    {
-        using var timeout = new CancellationTokenSource(_options.RefreshTimeout, _time);
-        using var linked = CancellationTokenSource.CreateLinkedTokenSource(timeout.Token, _disposed.Token);
-        try
-        {
-            return await _acquirer.AcquireAsync(attempt, linked.Token).ConfigureAwait(false);
-        }
-        catch (OperationCanceledException ex) when (timeout.IsCancellationRequested && !_disposed.IsCancellationRequested)
-        {
-            throw new MistralAuthException(
-                $"{(_endpoint is null ? "The token source" : $"The token endpoint {_endpoint.EndpointForMessages}")} did not answer within the refresh timeout of {_options.RefreshTimeout}.", ex);
         }
     }
 

@@ -313,6 +313,60 @@ public class TokenManagerTests
     }
 
     [Fact]
+    public async Task GetAccessTokenAsync_RefreshTimeout_IsArmedAgainForEveryRefresh()
+    {
+        using var h = new Harness(o => o.RefreshTimeout = TimeSpan.FromSeconds(5), s => s.AccessTokenLifetime = TimeSpan.FromMinutes(10));
+        await h.Manager.GetAccessTokenAsync(Ct); // a refresh that ends in time leaves the timeout disarmed
+
+        var never = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
+        var arrived = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
+        h.Simulator.Server.Given(Request.Create().WithPath("/auth/token").UsingPost()).AtPriority(1)
+            .InScenario("hang").WillSetStateTo("answered")
+            .RespondWith(Response.Create().WithCallback(async _ =>
+            {
+                arrived.TrySetResult();
+                await never.Task;
+                throw new InvalidOperationException("unreachable");
+            }));
+        h.Time.Advance(TimeSpan.FromMinutes(10));
+
+        var pending = h.Manager.GetAccessTokenAsync(Ct).AsTask();
+        await arrived.Task.WaitAsync(TimeSpan.FromSeconds(30), Ct);
+        h.Time.Advance(TimeSpan.FromSeconds(4));
+        Assert.False(pending.IsCompleted); // armed with the full timeout, not what was left of an earlier one
+        h.Time.Advance(TimeSpan.FromSeconds(1));
+        var error = await Assert.ThrowsAsync<MistralAuthException>(() => pending);
+        Assert.Contains("did not answer within the refresh timeout", error.Message, StringComparison.Ordinal);
+
+        // The fired timeout is not carried into the next refresh.
+        h.Time.Advance(TimeSpan.FromMinutes(1));
+        Assert.NotEmpty(await h.Manager.GetAccessTokenAsync(Ct));
+        never.SetResult();
+    }
+
+    [Fact]
+    public async Task Dispose_WhileARefreshHangs_StopsItWithObjectDisposed()
+    {
+        using var h = new Harness(o => o.RefreshTimeout = TimeSpan.FromMinutes(5));
+        var never = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
+        var arrived = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
+        h.Simulator.Server.Given(Request.Create().WithPath("/auth/token").UsingPost()).AtPriority(1)
+            .RespondWith(Response.Create().WithCallback(async _ =>
+            {
+                arrived.TrySetResult();
+                await never.Task;
+                throw new InvalidOperationException("unreachable");
+            }));
+
+        var pending = h.Manager.GetAccessTokenAsync(Ct).AsTask();
+        await arrived.Task.WaitAsync(TimeSpan.FromSeconds(30), Ct);
+        h.Manager.Dispose();
+
+        await Assert.ThrowsAsync<ObjectDisposedException>(() => pending.WaitAsync(TimeSpan.FromSeconds(30), Ct));
+        never.SetResult();
+    }
+
+    [Fact]
     public async Task GetAccessTokenAsync_RotatedRefreshToken_OldOneNeverSentAgain()
     {
         using var h = new Harness(o => o.RefreshBeforeExpiry = TimeSpan.Zero, s => s.AccessTokenLifetime = TimeSpan.FromSeconds(60));
