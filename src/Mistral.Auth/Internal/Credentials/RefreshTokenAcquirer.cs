@@ -18,19 +18,25 @@ internal sealed class RefreshTokenAcquirer(
     ILogger logger,
     DPoPContext? dpop) : ICredentialAcquirer
 {
-    public async Task<AcquiredToken> AcquireAsync(RefreshAttempt attempt, CancellationToken cancellationToken)
+    public Task<AcquiredToken> AcquireAsync(RefreshAttempt attempt, CancellationToken cancellationToken)
     {
         if (store is null)
         {
-            return await RefreshUnsharedAsync(attempt, writeBehind: null, cancellationToken).ConfigureAwait(false);
+            return RefreshUnsharedAsync(attempt, writeBehind: null, cancellationToken);
         }
 
         if (store.WriteBehind.TryBeginExchange())
         {
             // The store has not taken the refresh token the server issued last: only this process has it.
-            return await RefreshUnsharedAsync(attempt, store.WriteBehind, cancellationToken).ConfigureAwait(false);
+            return RefreshUnsharedAsync(attempt, store.WriteBehind, cancellationToken);
         }
 
+        return RefreshSharedAsync(store, attempt, cancellationToken);
+    }
+
+    /// <summary>One refresh through the store: under its lock, adopt what another instance stored, or ask the server.</summary>
+    private async Task<AcquiredToken> RefreshSharedAsync(StoreCoordinator store, RefreshAttempt attempt, CancellationToken cancellationToken)
+    {
         var held = await store.LockAsync(cancellationToken).ConfigureAwait(false);
         try
         {

@@ -2,9 +2,6 @@ using System.Buffers;
 using System.Net;
 using System.Net.Sockets;
 using Microsoft.Extensions.Logging;
-using Polly;
-using Polly.CircuitBreaker;
-using Polly.Timeout;
 
 namespace Mistral.Auth.Internal;
 
@@ -13,7 +10,7 @@ internal sealed class TokenEndpointClient : IDisposable
 {
     private readonly Func<HttpClient> _httpClientFactory;
     private readonly MistralAuthOptions _options;
-    private readonly Task<ResiliencePipeline<HttpResponseMessage>> _pipeline;
+    private readonly TokenEndpointResilience _resilience;
     private readonly HttpClient? _owned;
     private readonly ClientAuthenticator _authenticator;
     private readonly TokenEndpointTarget? _configured;
@@ -24,7 +21,7 @@ internal sealed class TokenEndpointClient : IDisposable
         Func<HttpClient> httpClientFactory,
         HttpClient? owned,
         MistralAuthOptions options,
-        Task<ResiliencePipeline<HttpResponseMessage>> pipeline,
+        TokenEndpointResilience resilience,
         ClientAuthenticator authenticator,
         AuthorizationServerDiscovery? discovery,
         DPoPContext? dpop)
@@ -33,7 +30,7 @@ internal sealed class TokenEndpointClient : IDisposable
         _httpClientFactory = httpClientFactory;
         _owned = owned;
         _options = options;
-        _pipeline = pipeline;
+        _resilience = resilience;
         _authenticator = authenticator;
         _discovery = discovery;
         if (discovery is null)
@@ -46,8 +43,7 @@ internal sealed class TokenEndpointClient : IDisposable
 
     /// <summary>
     /// The client a manager uses: the application's HttpClient, or one of its own that never follows a redirect (the
-    /// request carries the client's credentials). The default resilience pipeline is built on the thread pool while the
-    /// first request is prepared, so a cold start does not wait for it on its own path.
+    /// request carries the client's credentials).
     /// </summary>
     public static TokenEndpointClient Create(
         Func<HttpClient>? httpClientFactory, MistralAuthOptions options, TimeProvider time, ILogger logger, DPoPContext? dpop = null)
@@ -60,13 +56,11 @@ internal sealed class TokenEndpointClient : IDisposable
         }
 
         // An application's own pipeline callback runs here, where an exception from it is the constructor's.
-        var pipeline = !options.HasCustomResiliencePipeline
-            ? Task.Run(() => TokenEndpointPipeline.Create(options, time, logger))
-            : Task.FromResult(TokenEndpointPipeline.Create(options, time, logger));
+        var resilience = TokenEndpointResilience.Create(options, time, logger);
         var discovery = options.Authority is { } authority
             ? new AuthorizationServerDiscovery(httpClientFactory, authority, time, logger)
             : null;
-        return new TokenEndpointClient(httpClientFactory, owned, options, pipeline, new ClientAuthenticator(options, time), discovery, dpop);
+        return new TokenEndpointClient(httpClientFactory, owned, options, resilience, new ClientAuthenticator(options, time), discovery, dpop);
     }
 
     /// <summary>The configured token endpoint, or the authority it is discovered from, as messages show it.</summary>
@@ -89,9 +83,38 @@ internal sealed class TokenEndpointClient : IDisposable
                 $"The token endpoint {target.ForMessages} takes DPoP proofs signed with [{string.Join(", ", algorithms)}] (dpop_signing_alg_values_supported), not {_dpop.Key.Algorithm}: set DPoPAlgorithm (and a key that fits it) to one of them. Nothing was sent.");
         }
 
-        var attempts = new AttemptCount();
-        var response = await SendAsync(target, credentials, attempts, cancellationToken).ConfigureAwait(false);
-        if (attempts.Assertion is { } assertion)
+        // Through the resilience around it; a failure that leaves no answer is a typed error.
+        var call = new RefreshCall(this, target, credentials);
+        HttpResponseMessage response;
+        try
+        {
+            response = await _resilience.ExecuteAsync(static (c, token) => c.Client.AttemptAsync(c, token), call, cancellationToken)
+                .ConfigureAwait(false);
+        }
+        catch (HttpRequestException ex)
+        {
+            if (ex.HttpRequestError is HttpRequestError.NameResolutionError or HttpRequestError.ConnectionError)
+            {
+                _discovery?.Suspect();
+            }
+
+            throw new MistralAuthException(
+                $"The token endpoint {target.ForMessages} could not be reached ({Describe(ex)}) after {Attempts(call.Attempts)}.", ex);
+        }
+        catch (TokenEndpointAttemptTimeoutException ex)
+        {
+            throw new MistralAuthException(
+                $"The token endpoint {target.ForMessages} did not answer within the attempt timeout of {ex.Timeout} ({Attempts(call.Attempts)}).", ex);
+        }
+        catch (TokenEndpointCircuitOpenException ex)
+        {
+            var retryAfter = ex.RetryAfter is { } after ? $" for another {after}" : string.Empty;
+            throw new MistralAuthException(
+                $"The token endpoint {target.ForMessages} has been failing repeatedly, so it is not being called{retryAfter} (circuit breaker open).", ex);
+        }
+
+        var attempts = call.Attempts;
+        if (call.Assertion is { } assertion)
         {
             credentials = credentials with { Assertion = assertion };
         }
@@ -112,8 +135,8 @@ internal sealed class TokenEndpointClient : IDisposable
                 return target.Reader.ReadSuccess(response, body, credentials, _dpop?.Key);
             }
 
-            var error = target.Reader.ReadError(response, body, credentials, attempts.Value);
-            if (error.Error == "invalid_grant" && attempts.Value > 1)
+            var error = target.Reader.ReadError(response, body, credentials, attempts);
+            if (error.Error == "invalid_grant" && attempts > 1)
             {
                 throw new MistralAuthException(
                     error.Message + " An earlier attempt of this refresh failed after it may have reached the server: if the server rotated the refresh token then and its answer was lost, the old refresh token is spent. Only new credentials (TokenManager.UpdateCredentials) can recover.",
@@ -128,60 +151,35 @@ internal sealed class TokenEndpointClient : IDisposable
         }
     }
 
-    /// <summary>Posts the request through the resilience pipeline; a failure that leaves no answer is a typed error.</summary>
-    private async Task<HttpResponseMessage> SendAsync(
-        TokenEndpointTarget target, ClientCredentials credentials, AttemptCount attempts, CancellationToken cancellationToken)
+    /// <summary>One attempt: the POST, and with DPoP the one immediate re-send a server's nonce demand calls for.</summary>
+    private Task<HttpResponseMessage> AttemptAsync(RefreshCall call, CancellationToken cancellationToken)
     {
-        var pipeline = _pipeline.IsCompletedSuccessfully ? _pipeline.Result : await _pipeline.ConfigureAwait(false);
-        try
-        {
-            return await pipeline.ExecuteAsync(
-                async token =>
-                {
-                    attempts.Value++;
-                    var answer = await PostAsync(target, credentials, attempts, token).ConfigureAwait(false);
-                    if (_dpop is not null && _dpop.Remember(target.Endpoint, answer, tokenEndpoint: true) && AsksForDPoPNonce(answer))
-                    {
-                        // RFC 9449 §8: the server wants its nonce in the proof. It processed nothing, so the grant is
-                        // sent once more at once, with a new proof (and a new client assertion), not as a retry.
-                        answer.Dispose();
-                        answer = await PostAsync(target, credentials, attempts, token).ConfigureAwait(false);
-                        _dpop.Remember(target.Endpoint, answer, tokenEndpoint: true);
-                    }
+        call.Attempts++;
+        return _dpop is null ? PostAsync(call, cancellationToken) : PostWithDPoPAsync(call, _dpop, cancellationToken);
+    }
 
-                    return answer;
-                },
-                cancellationToken).ConfigureAwait(false);
-        }
-        catch (HttpRequestException ex)
+    private async Task<HttpResponseMessage> PostWithDPoPAsync(RefreshCall call, DPoPContext dpop, CancellationToken cancellationToken)
+    {
+        var endpoint = call.Target.Endpoint;
+        var answer = await PostAsync(call, cancellationToken).ConfigureAwait(false);
+        if (dpop.Remember(endpoint, answer, tokenEndpoint: true) && AsksForDPoPNonce(answer))
         {
-            if (ex.HttpRequestError is HttpRequestError.NameResolutionError or HttpRequestError.ConnectionError)
-            {
-                _discovery?.Suspect();
-            }
+            // RFC 9449 §8: the server wants its nonce in the proof. It processed nothing, so the grant is sent once
+            // more at once, with a new proof (and a new client assertion), not as a retry.
+            answer.Dispose();
+            answer = await PostAsync(call, cancellationToken).ConfigureAwait(false);
+            dpop.Remember(endpoint, answer, tokenEndpoint: true);
+        }
 
-            throw new MistralAuthException(
-                $"The token endpoint {target.ForMessages} could not be reached ({Describe(ex)}) after {Attempts(attempts.Value)}.", ex);
-        }
-        catch (TimeoutRejectedException ex)
-        {
-            throw new MistralAuthException(
-                $"The token endpoint {target.ForMessages} did not answer within the attempt timeout of {_options.Resilience.AttemptTimeout} ({Attempts(attempts.Value)}).", ex);
-        }
-        catch (BrokenCircuitException ex)
-        {
-            var retryAfter = ex.RetryAfter is { } after ? $" for another {after}" : string.Empty;
-            throw new MistralAuthException(
-                $"The token endpoint {target.ForMessages} has been failing repeatedly, so it is not being called{retryAfter} (circuit breaker open).", ex);
-        }
+        return answer;
     }
 
     /// <summary>One POST of the grant: a fresh client proof (and DPoP proof), the answer read within the attempt.</summary>
-    private async Task<HttpResponseMessage> PostAsync(
-        TokenEndpointTarget target, ClientCredentials credentials, AttemptCount attempts, CancellationToken cancellationToken)
+    private async Task<HttpResponseMessage> PostAsync(RefreshCall call, CancellationToken cancellationToken)
     {
+        var (target, credentials) = (call.Target, call.Credentials);
         var proof = await _authenticator.ProveAsync(credentials, target, cancellationToken).ConfigureAwait(false);
-        attempts.Assertion = proof.ClientAssertion;
+        call.Assertion = proof.ClientAssertion;
         using var request = new HttpRequestMessage(HttpMethod.Post, target.Endpoint)
         {
             Content = TokenRequestContent.Create(credentials, proof, _options),
@@ -230,10 +228,17 @@ internal sealed class TokenEndpointClient : IDisposable
         public byte[] Body { get; }
     }
 
-    /// <summary>How many attempts one refresh made: more than one means an earlier one may have reached the server.</summary>
-    private sealed class AttemptCount
+    /// <summary>One refresh's call, handed to every attempt (so no closure is allocated for them).</summary>
+    private sealed class RefreshCall(TokenEndpointClient client, TokenEndpointTarget target, ClientCredentials credentials)
     {
-        public int Value { get; set; }
+        public TokenEndpointClient Client { get; } = client;
+
+        public TokenEndpointTarget Target { get; } = target;
+
+        public ClientCredentials Credentials { get; } = credentials;
+
+        /// <summary>How many attempts the refresh made: more than one means an earlier one may have reached the server.</summary>
+        public int Attempts { get; set; }
 
         /// <summary>The client assertion of the last attempt: a credential too, scrubbed from what the server says.</summary>
         public string? Assertion { get; set; }

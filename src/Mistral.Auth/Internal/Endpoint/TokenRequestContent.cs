@@ -31,11 +31,7 @@ internal static class TokenRequestContent
                 fields.Add(new("refresh_token", credentials.RefreshToken));
             }
 
-            foreach (var (name, value) in ClientFields(proof))
-            {
-                fields.Add(new(name, value));
-            }
-
+            AddClientFields(fields, proof);
             foreach (var (name, value) in Optional(options))
             {
                 fields.Add(new(name, value));
@@ -44,16 +40,14 @@ internal static class TokenRequestContent
             return new FormUrlEncodedContent(fields);
         }
 
-        // The documented body, in the documented order; optional parameters only after it, only when set.
-        var buffer = new ArrayBufferWriter<byte>(256);
-        using (var writer = new Utf8JsonWriter(buffer))
+        // The documented body, in the documented order; optional parameters only after it, only when set. The writer
+        // and its buffer are the thread's own, reused; the buffer is wiped after each body (it held the secrets).
+        var (writer, buffer) = t_jsonWriter ??= CreateJsonWriter();
+        try
         {
+            writer.Reset(buffer);
             writer.WriteStartObject();
-            foreach (var (name, value) in ClientFields(proof))
-            {
-                writer.WriteString(name, value);
-            }
-
+            WriteClientFields(writer, proof);
             writer.WriteString("grant_type", grant);
             if (credentials.RefreshToken is not null)
             {
@@ -62,30 +56,63 @@ internal static class TokenRequestContent
 
             WriteOptional(writer, options);
             writer.WriteEndObject();
+            writer.Flush();
+            var content = new ByteArrayContent(buffer.WrittenSpan.ToArray());
+            content.Headers.ContentType = new MediaTypeHeaderValue("application/json");
+            return content;
         }
+        finally
+        {
+            buffer.Clear();
+        }
+    }
 
-        var content = new ByteArrayContent(buffer.WrittenSpan.ToArray());
-        content.Headers.ContentType = new MediaTypeHeaderValue("application/json");
-        return content;
+    [ThreadStatic]
+    private static (Utf8JsonWriter Writer, ArrayBufferWriter<byte> Buffer)? t_jsonWriter;
+
+    private static (Utf8JsonWriter, ArrayBufferWriter<byte>) CreateJsonWriter()
+    {
+        var buffer = new ArrayBufferWriter<byte>(256);
+        return (new Utf8JsonWriter(buffer), buffer);
     }
 
     /// <summary>The client's credentials in the body: id, then secret or assertion (none with HTTP Basic).</summary>
-    private static IEnumerable<(string Name, string Value)> ClientFields(ClientProof proof)
+    private static void WriteClientFields(Utf8JsonWriter writer, ClientProof proof)
     {
         if (proof.ClientId is { } id)
         {
-            yield return ("client_id", id);
+            writer.WriteString("client_id", id);
         }
 
         if (proof.ClientSecret is { } secret)
         {
-            yield return ("client_secret", secret);
+            writer.WriteString("client_secret", secret);
         }
 
         if (proof.ClientAssertion is { } assertion)
         {
-            yield return ("client_assertion_type", ClientAuthenticator.JwtBearerAssertionType);
-            yield return ("client_assertion", assertion);
+            writer.WriteString("client_assertion_type", ClientAuthenticator.JwtBearerAssertionType);
+            writer.WriteString("client_assertion", assertion);
+        }
+    }
+
+    /// <summary>The same credentials as form fields.</summary>
+    private static void AddClientFields(List<KeyValuePair<string, string>> fields, ClientProof proof)
+    {
+        if (proof.ClientId is { } id)
+        {
+            fields.Add(new("client_id", id));
+        }
+
+        if (proof.ClientSecret is { } secret)
+        {
+            fields.Add(new("client_secret", secret));
+        }
+
+        if (proof.ClientAssertion is { } assertion)
+        {
+            fields.Add(new("client_assertion_type", ClientAuthenticator.JwtBearerAssertionType));
+            fields.Add(new("client_assertion", assertion));
         }
     }
 
