@@ -178,6 +178,42 @@ public class TokenEndpointResilienceTests
     }
 
     [Fact]
+    public async Task GetAccessTokenAsync_AttemptTimesOut_IsRetried()
+    {
+        using var h = new Harness(o =>
+        {
+            o.Resilience.AttemptTimeout = TimeSpan.FromSeconds(2);
+            o.Resilience.RetryBaseDelay = TimeSpan.Zero;
+            o.Resilience.MaxRetryAttempts = 1;
+        });
+        var calls = 0;
+        var arrived = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
+        var release = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
+        h.Simulator.Server.Given(Request.Create().WithPath("/auth/token").UsingPost()).AtPriority(1)
+            .RespondWith(Response.Create().WithCallback(async _ =>
+            {
+                if (Interlocked.Increment(ref calls) == 1)
+                {
+                    arrived.TrySetResult();
+                    await release.Task; // the first attempt hangs
+                }
+
+                return new WireMock.ResponseMessage { StatusCode = 503 };
+            }));
+
+        var pending = h.Manager.GetAccessTokenAsync(Ct).AsTask();
+        await arrived.Task.WaitAsync(TimeSpan.FromSeconds(30), Ct);
+        await h.Time.WaitForTimerAsync(TimeSpan.FromSeconds(2));
+        h.Time.Advance(TimeSpan.FromSeconds(2));
+
+        var error = await Assert.ThrowsAsync<MistralAuthException>(() => pending);
+        Assert.Equal(2, Volatile.Read(ref calls)); // the timed-out attempt was followed by a second one
+        Assert.Equal(503, error.StatusCode);
+        Assert.Contains("(2 attempts)", error.Message, StringComparison.Ordinal);
+        release.SetResult();
+    }
+
+    [Fact]
     public void RetryAfter_Values_AreReadAndCapped()
     {
         var time = TestClock.Create();

@@ -87,7 +87,8 @@ internal sealed class TokenEndpointRetryLoop : TokenEndpointResilience
                 return response!;
             }
 
-            var delay = RetryAfter(response, _time, _settings.MaxRetryDelay) ?? Backoff(retry);
+            var delay = RetryAfter(response, _time, _settings.MaxRetryDelay)
+                ?? Backoff(retry, _settings.RetryBaseDelay, _settings.MaxRetryDelay, Random.Shared.NextDouble());
             _logger.TokenEndpointRetry(Describe(failure, response), retry + 1);
             response?.Dispose();
             if (delay > TimeSpan.Zero)
@@ -98,14 +99,14 @@ internal sealed class TokenEndpointRetryLoop : TokenEndpointResilience
     }
 
     /// <summary>
-    /// The delay before retry <paramref name="retry"/> + 1: the base delay doubled per retry, spread at random over
-    /// half to one and a half times that (so instances that failed together do not retry together), capped.
+    /// The delay before retry <paramref name="retry"/> + 1: the base delay doubled per retry, spread by
+    /// <paramref name="random"/> (in [0, 1)) over half to one and a half times that, so instances that failed together
+    /// do not retry together; capped at <paramref name="maxDelay"/>.
     /// </summary>
-    private TimeSpan Backoff(int retry)
+    internal static TimeSpan Backoff(int retry, TimeSpan baseDelay, TimeSpan maxDelay, double random)
     {
-        var exponential = _settings.RetryBaseDelay.Ticks * Math.Pow(2, Math.Min(retry, 30));
-        var jittered = exponential * (0.5 + Random.Shared.NextDouble());
-        return jittered >= _settings.MaxRetryDelay.Ticks ? _settings.MaxRetryDelay : TimeSpan.FromTicks((long)jittered);
+        var jittered = baseDelay.Ticks * Math.Pow(2, Math.Min(retry, 30)) * (0.5 + random);
+        return jittered >= maxDelay.Ticks ? maxDelay : TimeSpan.FromTicks((long)jittered);
     }
 
     private static string Describe(Exception? failure, HttpResponseMessage? response) => failure switch
