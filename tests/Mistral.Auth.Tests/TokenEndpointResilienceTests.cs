@@ -214,6 +214,26 @@ public class TokenEndpointResilienceTests
     }
 
     [Fact]
+    public async Task GetAccessTokenAsync_CustomPipelineCircuitOpen_IsTheSameTypedError()
+    {
+        using var h = new Harness(o => o.ConfigureResiliencePipeline = builder => builder.AddCircuitBreaker(new Polly.CircuitBreaker.CircuitBreakerStrategyOptions<HttpResponseMessage>
+        {
+            FailureRatio = 0.5,
+            MinimumThroughput = 2,
+            BreakDuration = TimeSpan.FromSeconds(30),
+            ShouldHandle = args => new ValueTask<bool>(args.Outcome.Result is { StatusCode: System.Net.HttpStatusCode.ServiceUnavailable }),
+        }));
+        h.Simulator.FailNextTokenRequests(503, 503);
+        await Assert.ThrowsAsync<MistralAuthException>(() => h.Manager.GetAccessTokenAsync(Ct).AsTask());
+        await Assert.ThrowsAsync<MistralAuthException>(() => h.Manager.GetAccessTokenAsync(Ct).AsTask());
+
+        var open = await Assert.ThrowsAsync<MistralAuthException>(() => h.Manager.GetAccessTokenAsync(Ct).AsTask());
+
+        Assert.Contains("circuit breaker open", open.Message, StringComparison.Ordinal);
+        Assert.Equal(2, h.Simulator.TokenRequests);
+    }
+
+    [Fact]
     public void RetryAfter_Values_AreReadAndCapped()
     {
         var time = TestClock.Create();
