@@ -292,18 +292,10 @@ public class TokenManagerTests
     public async Task GetAccessTokenAsync_TokenEndpointHangs_FailsAfterRefreshTimeout()
     {
         using var h = new Harness(o => o.RefreshTimeout = TimeSpan.FromSeconds(5));
-        var never = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
-        var arrived = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
-        h.Simulator.Server.Given(Request.Create().WithPath("/auth/token").UsingPost()).AtPriority(1)
-            .RespondWith(Response.Create().WithCallback(async _ =>
-            {
-                arrived.TrySetResult();
-                await never.Task;
-                throw new InvalidOperationException("unreachable");
-            }));
+        var (arrived, never) = HangTokenEndpoint(h);
 
         var pending = h.Manager.GetAccessTokenAsync(Ct).AsTask();
-        await arrived.Task.WaitAsync(TimeSpan.FromSeconds(30), Ct);
+        await arrived.WaitAsync(TimeSpan.FromSeconds(30), Ct);
         Assert.False(pending.IsCompleted);
         h.Time.Advance(TimeSpan.FromSeconds(5));
 
@@ -318,20 +310,11 @@ public class TokenManagerTests
         using var h = new Harness(o => o.RefreshTimeout = TimeSpan.FromSeconds(5), s => s.AccessTokenLifetime = TimeSpan.FromMinutes(10));
         await h.Manager.GetAccessTokenAsync(Ct); // a refresh that ends in time leaves the timeout disarmed
 
-        var never = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
-        var arrived = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
-        h.Simulator.Server.Given(Request.Create().WithPath("/auth/token").UsingPost()).AtPriority(1)
-            .InScenario("hang").WillSetStateTo("answered")
-            .RespondWith(Response.Create().WithCallback(async _ =>
-            {
-                arrived.TrySetResult();
-                await never.Task;
-                throw new InvalidOperationException("unreachable");
-            }));
+        var (arrived, never) = HangTokenEndpoint(h, onlyTheNextRequest: true);
         h.Time.Advance(TimeSpan.FromMinutes(10));
 
         var pending = h.Manager.GetAccessTokenAsync(Ct).AsTask();
-        await arrived.Task.WaitAsync(TimeSpan.FromSeconds(30), Ct);
+        await arrived.WaitAsync(TimeSpan.FromSeconds(30), Ct);
         h.Time.Advance(TimeSpan.FromSeconds(4));
         Assert.False(pending.IsCompleted); // armed with the full timeout, not what was left of an earlier one
         h.Time.Advance(TimeSpan.FromSeconds(1));
@@ -348,22 +331,37 @@ public class TokenManagerTests
     public async Task Dispose_WhileARefreshHangs_StopsItWithObjectDisposed()
     {
         using var h = new Harness(o => o.RefreshTimeout = TimeSpan.FromMinutes(5));
-        var never = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
-        var arrived = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
-        h.Simulator.Server.Given(Request.Create().WithPath("/auth/token").UsingPost()).AtPriority(1)
-            .RespondWith(Response.Create().WithCallback(async _ =>
-            {
-                arrived.TrySetResult();
-                await never.Task;
-                throw new InvalidOperationException("unreachable");
-            }));
+        var (arrived, never) = HangTokenEndpoint(h);
 
         var pending = h.Manager.GetAccessTokenAsync(Ct).AsTask();
-        await arrived.Task.WaitAsync(TimeSpan.FromSeconds(30), Ct);
+        await arrived.WaitAsync(TimeSpan.FromSeconds(30), Ct);
         h.Manager.Dispose();
 
         await Assert.ThrowsAsync<ObjectDisposedException>(() => pending.WaitAsync(TimeSpan.FromSeconds(30), Ct));
         never.SetResult();
+    }
+
+    /// <summary>
+    /// Makes the token endpoint hang (only its next request, or every one): returns when a request has arrived, and the
+    /// source that lets the hung answers go at the end of the test.
+    /// </summary>
+    private static (Task Arrived, TaskCompletionSource Release) HangTokenEndpoint(Harness h, bool onlyTheNextRequest = false)
+    {
+        var release = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
+        var arrived = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
+        var mapping = h.Simulator.Server.Given(Request.Create().WithPath("/auth/token").UsingPost()).AtPriority(1);
+        if (onlyTheNextRequest)
+        {
+            mapping = mapping.InScenario("hang").WillSetStateTo("answered");
+        }
+
+        mapping.RespondWith(Response.Create().WithCallback(async _ =>
+        {
+            arrived.TrySetResult();
+            await release.Task;
+            throw new InvalidOperationException("unreachable");
+        }));
+        return (arrived.Task, release);
     }
 
     [Fact]
