@@ -49,7 +49,7 @@ public sealed class TokenManager : IDisposable
     private MistralAuthException? _credentialsRejected;
     private MistralAuthException? _lastFailure;
     private string? _lastRejectedAccessToken;
-    private CancellationTokenSource? _refreshTimeout; // reused: one refresh at a time acquires (single flight)
+    private readonly ReusableTimeout _refreshTimeout; // one refresh at a time acquires (single flight)
 
     /// <summary>Creates a token manager without dependency injection.</summary>
     /// <param name="options">The settings; they are copied, so later changes to this instance have no effect.</param>
@@ -101,6 +101,7 @@ public sealed class TokenManager : IDisposable
 
         _options = options.Clone();
         _time = timeProvider ?? TimeProvider.System;
+        _refreshTimeout = new ReusableTimeout(_time);
         _logger = (ILogger?)loggerFactory?.CreateLogger<TokenManager>() ?? NullLogger.Instance;
         _meterFactory = meterFactory;
         _schedule = new RefreshSchedule(_time, _options.RefreshBeforeExpiry, _options.RefreshRetryDelay);
@@ -377,7 +378,7 @@ public sealed class TokenManager : IDisposable
         }
 
         _disposed.Cancel();
-        Volatile.Read(ref _refreshTimeout)?.Cancel(); // a refresh in flight stops now
+        _refreshTimeout.Cancel(); // a refresh in flight stops now
         _optionsChange?.Dispose();
         lock (_gate)
         {
@@ -553,7 +554,12 @@ public sealed class TokenManager : IDisposable
         var activity = RefreshTelemetry.Start(attempt.Reason);
         AcquiredToken? acquired = null;
         MistralAuthException? failure = null;
-        var timeout = StartRefreshTimeout();
+        var timeout = _refreshTimeout.Start(_options.RefreshTimeout);
+        if (_disposed.IsCancellationRequested)
+        {
+            timeout.Cancel(); // disposed while this refresh was starting: Dispose may have missed this source
+        }
+
         try
         {
             acquired = await _acquirer.AcquireAsync(attempt, timeout.Token).ConfigureAwait(false);
@@ -579,7 +585,7 @@ public sealed class TokenManager : IDisposable
         }
         finally
         {
-            EndRefreshTimeout(timeout);
+            _refreshTimeout.End(timeout);
         }
 
         var (previous, retryDelay) = Settle(acquired, failure);
@@ -605,38 +611,6 @@ public sealed class TokenManager : IDisposable
     {
         completion.SetException(exception);
         _ = completion.Task.Exception;
-    }
-
-    /// <summary>
-    /// The refresh timeout's source, armed for this refresh. One source serves every refresh in turn (only one acquires
-    /// at a time); <see cref="Dispose"/> cancels it, so nothing is linked per refresh.
-    /// </summary>
-    private CancellationTokenSource StartRefreshTimeout()
-    {
-        var timeout = Interlocked.Exchange(ref _refreshTimeout, null) ?? new CancellationTokenSource(Timeout.InfiniteTimeSpan, _time);
-        Volatile.Write(ref _refreshTimeout, timeout);
-        if (_disposed.IsCancellationRequested)
-        {
-            timeout.Cancel();
-        }
-        else
-        {
-            timeout.CancelAfter(_options.RefreshTimeout);
-        }
-
-        return timeout;
-    }
-
-    /// <summary>
-    /// Disarms the refresh timeout for the next refresh, or drops it when it fired: a cancelled source cannot be reset.
-    /// (It is not disposed: <see cref="Dispose"/> may be cancelling it at this moment, and its timer is spent.)
-    /// </summary>
-    private void EndRefreshTimeout(CancellationTokenSource timeout)
-    {
-        if (!timeout.TryReset())
-        {
-            Interlocked.CompareExchange(ref _refreshTimeout, null, timeout);
-        }
     }
 
     /// <summary>

@@ -10,7 +10,7 @@ namespace Mistral.Auth.Internal;
 /// breaker; a network error, a timed-out attempt, 408, 429 or 5xx retried after an exponential, jittered delay (or the
 /// server's <c>Retry-After</c>), up to <see cref="TokenEndpointResilienceOptions.MaxRetryAttempts"/> times. Every
 /// delay and timeout runs on the manager's <see cref="TimeProvider"/>. A refresh allocates nothing here beyond its
-/// own state machine: the attempt timeout's source is reused while it has not fired.
+/// own state machine: the attempt timeout's source is reused (attempts run one at a time, within the single flight).
 /// </summary>
 internal sealed class TokenEndpointRetryLoop : TokenEndpointResilience
 {
@@ -18,7 +18,7 @@ internal sealed class TokenEndpointRetryLoop : TokenEndpointResilience
     private readonly TimeProvider _time;
     private readonly ILogger _logger;
     private readonly TokenEndpointCircuit _circuit;
-    private CancellationTokenSource? _idleAttemptTimeout;
+    private readonly ReusableTimeout _attemptTimeout;
 
     public TokenEndpointRetryLoop(TokenEndpointResilienceOptions settings, TimeProvider timeProvider, ILogger logger)
     {
@@ -26,6 +26,7 @@ internal sealed class TokenEndpointRetryLoop : TokenEndpointResilience
         _time = timeProvider;
         _logger = logger;
         _circuit = new TokenEndpointCircuit(settings, timeProvider, logger);
+        _attemptTimeout = new ReusableTimeout(timeProvider);
     }
 
     public override async Task<HttpResponseMessage> ExecuteAsync<TState>(
@@ -36,9 +37,8 @@ internal sealed class TokenEndpointRetryLoop : TokenEndpointResilience
             _circuit.Enter();
             HttpResponseMessage? response = null;
             Exception? failure = null;
-            var timeout = Interlocked.Exchange(ref _idleAttemptTimeout, null) ?? new CancellationTokenSource(Timeout.InfiniteTimeSpan, _time);
+            var timeout = _attemptTimeout.Start(_settings.AttemptTimeout);
             var link = cancellationToken.UnsafeRegister(static s => ((CancellationTokenSource)s!).Cancel(), timeout);
-            timeout.CancelAfter(_settings.AttemptTimeout);
             try
             {
                 response = await attempt(state, timeout.Token).ConfigureAwait(false);
@@ -64,10 +64,7 @@ internal sealed class TokenEndpointRetryLoop : TokenEndpointResilience
             finally
             {
                 link.Dispose();
-                if (timeout.TryReset())
-                {
-                    Volatile.Write(ref _idleAttemptTimeout, timeout);
-                }
+                _attemptTimeout.End(timeout);
             }
 
             if (failure is null && !IsTransient(response!.StatusCode))
