@@ -99,7 +99,7 @@ internal sealed class TokenEndpointClient : IDisposable
             }
 
             throw new MistralAuthException(
-                $"The token endpoint {target.ForMessages} could not be reached ({Describe(ex)}) after {Attempts(call.Attempts)}.", ex);
+                $"The token endpoint {target.ForMessages} could not be reached ({TokenEndpointResilience.NetworkError(ex)}) after {Attempts(call.Attempts)}.", ex);
         }
         catch (TokenEndpointAttemptTimeoutException ex)
         {
@@ -349,9 +349,4 @@ internal sealed class TokenEndpointClient : IDisposable
         {
             StatusCode = (int)response.StatusCode,
         };
-
-    private static string Describe(HttpRequestException ex) =>
-        ex.InnerException is SocketException socket
-            ? socket.SocketErrorCode.ToString()
-            : ex.HttpRequestError.ToString();
 }

@@ -1,4 +1,5 @@
 using System.Net;
+using System.Net.Sockets;
 using Microsoft.Extensions.Logging;
 
 namespace Mistral.Auth.Internal;
@@ -29,6 +30,12 @@ internal abstract class TokenEndpointResilience
     /// <summary>408, 429 and every 5xx are worth another attempt; any other answer is final.</summary>
     public static bool IsTransient(HttpStatusCode status) =>
         status is HttpStatusCode.RequestTimeout or HttpStatusCode.TooManyRequests || (int)status >= 500;
+
+    /// <summary>What went wrong on the network, as messages and logs name it: the socket error, else the request error.</summary>
+    public static string NetworkError(HttpRequestException exception) =>
+        exception.InnerException is SocketException socket
+            ? socket.SocketErrorCode.ToString()
+            : exception.HttpRequestError.ToString();
 
     /// <summary>The server's <c>Retry-After</c> (seconds or an HTTP date), capped; <see langword="null"/> for the default backoff.</summary>
     internal static TimeSpan? RetryAfter(HttpResponseMessage? response, TimeProvider timeProvider, TimeSpan maxDelay)

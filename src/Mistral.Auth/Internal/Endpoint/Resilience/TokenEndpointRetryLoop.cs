@@ -1,4 +1,3 @@
-using System.Net.Sockets;
 using System.Runtime.ExceptionServices;
 using Microsoft.Extensions.Logging;
 
@@ -109,8 +108,7 @@ internal sealed class TokenEndpointRetryLoop : TokenEndpointResilience
     private static string Describe(Exception? failure, HttpResponseMessage? response) => failure switch
     {
         TokenEndpointAttemptTimeoutException => "attempt timed out",
-        HttpRequestException { InnerException: SocketException socket } => $"network error ({socket.SocketErrorCode})",
-        HttpRequestException http => $"network error ({http.HttpRequestError})",
+        HttpRequestException http => $"network error ({NetworkError(http)})",
         { } ex => ex.GetType().Name,
         null => FormattableString.Invariant($"HTTP {(int)response!.StatusCode}"),
     };
