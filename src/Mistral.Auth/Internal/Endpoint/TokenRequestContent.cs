@@ -31,7 +31,7 @@ internal static class TokenRequestContent
                 fields.Add(new("refresh_token", credentials.RefreshToken));
             }
 
-            AddClientFields(fields, proof);
+            ClientFields(proof, fields, static (f, name, value) => f.Add(new(name, value)));
             foreach (var (name, value) in Optional(options))
             {
                 fields.Add(new(name, value));
@@ -47,7 +47,7 @@ internal static class TokenRequestContent
         {
             writer.Reset(buffer);
             writer.WriteStartObject();
-            WriteClientFields(writer, proof);
+            ClientFields(proof, writer, static (w, name, value) => w.WriteString(name, value));
             writer.WriteString("grant_type", grant);
             if (credentials.RefreshToken is not null)
             {
@@ -76,43 +76,26 @@ internal static class TokenRequestContent
         return (new Utf8JsonWriter(buffer), buffer);
     }
 
-    /// <summary>The client's credentials in the body: id, then secret or assertion (none with HTTP Basic).</summary>
-    private static void WriteClientFields(Utf8JsonWriter writer, ClientProof proof)
+    /// <summary>
+    /// The client's credentials in the body, in order: id, then secret or assertion (none with HTTP Basic). Each goes to
+    /// <paramref name="add"/>: one list of fields for both formats, with nothing allocated to hand them over.
+    /// </summary>
+    private static void ClientFields<TSink>(ClientProof proof, TSink sink, Action<TSink, string, string> add)
     {
         if (proof.ClientId is { } id)
         {
-            writer.WriteString("client_id", id);
+            add(sink, "client_id", id);
         }
 
         if (proof.ClientSecret is { } secret)
         {
-            writer.WriteString("client_secret", secret);
+            add(sink, "client_secret", secret);
         }
 
         if (proof.ClientAssertion is { } assertion)
         {
-            writer.WriteString("client_assertion_type", ClientAuthenticator.JwtBearerAssertionType);
-            writer.WriteString("client_assertion", assertion);
-        }
-    }
-
-    /// <summary>The same credentials as form fields.</summary>
-    private static void AddClientFields(List<KeyValuePair<string, string>> fields, ClientProof proof)
-    {
-        if (proof.ClientId is { } id)
-        {
-            fields.Add(new("client_id", id));
-        }
-
-        if (proof.ClientSecret is { } secret)
-        {
-            fields.Add(new("client_secret", secret));
-        }
-
-        if (proof.ClientAssertion is { } assertion)
-        {
-            fields.Add(new("client_assertion_type", ClientAuthenticator.JwtBearerAssertionType));
-            fields.Add(new("client_assertion", assertion));
+            add(sink, "client_assertion_type", ClientAuthenticator.JwtBearerAssertionType);
+            add(sink, "client_assertion", assertion);
         }
     }
 
