@@ -148,8 +148,9 @@ public sealed class TokenManager : IDisposable
     }
 
     /// <summary>
-    /// Raised after every successful refresh, before the callers waiting for it resume. Handlers run on the refresh's
-    /// thread-pool thread and should return quickly; exceptions they throw are logged and otherwise ignored.
+    /// Raised after every successful refresh, before the callers waiting for it resume. Handlers run on the thread that
+    /// runs the refresh (a thread-pool thread, or the first waiting caller's) and should return quickly; exceptions they
+    /// throw are logged and otherwise ignored.
     /// </summary>
     public event EventHandler<TokenRefreshedEventArgs>? TokenRefreshed;
 
@@ -169,7 +170,7 @@ public sealed class TokenManager : IDisposable
     private RefreshTelemetry RefreshTelemetry =>
         Volatile.Read(ref _refreshTelemetry)
         ?? LazyInitializer.EnsureInitialized(
-            ref _refreshTelemetry, ref _telemetryLock, () => new RefreshTelemetry(_logger, Telemetry, _options.Authority ?? _options.TokenEndpoint, _time));
+            ref _refreshTelemetry, ref _telemetryLock, () => new RefreshTelemetry(_logger, Telemetry, _endpoint is null ? null : _options.Authority ?? _options.TokenEndpoint, _time));
 
     /// <summary>The DPoP key and nonces when tokens are sender-constrained (RFC 9449); <see langword="null"/> for bearer tokens.</summary>
     internal DPoPContext? DPoP => _dpop;
@@ -196,7 +197,8 @@ public sealed class TokenManager : IDisposable
             return new ValueTask<string>(state.AccessToken);
         }
 
-        return AwaitToken(GetStateSlowAsync(cancellationToken));
+        var pending = GetStateSlowAsync(cancellationToken);
+        return pending.IsCompletedSuccessfully ? new ValueTask<string>(pending.Result.AccessToken) : AwaitToken(pending);
 
         static async ValueTask<string> AwaitToken(ValueTask<AccessTokenState> pending) =>
             (await pending.ConfigureAwait(false)).AccessToken;
@@ -218,7 +220,8 @@ public sealed class TokenManager : IDisposable
             return new ValueTask<AccessTokenResult>(state.Result);
         }
 
-        return AwaitResult(GetStateSlowAsync(cancellationToken));
+        var pending = GetStateSlowAsync(cancellationToken);
+        return pending.IsCompletedSuccessfully ? new ValueTask<AccessTokenResult>(pending.Result.Result) : AwaitResult(pending);
 
         static async ValueTask<AccessTokenResult> AwaitResult(ValueTask<AccessTokenState> pending) =>
             (await pending.ConfigureAwait(false)).Result;
@@ -404,6 +407,7 @@ public sealed class TokenManager : IDisposable
     {
         ObjectDisposedException.ThrowIf(_disposed.IsCancellationRequested, this);
         Task<AccessTokenState> refresh;
+        RefreshAttempt? runHere;
         lock (_gate)
         {
             var current = _state;
@@ -421,9 +425,10 @@ public sealed class TokenManager : IDisposable
 
             _lastRejectedAccessToken = rejected.AccessToken;
             _attempt?.Reject(rejected.AccessToken);
-            refresh = StartOrJoinRefreshLocked(RefreshReasons.Rejected);
+            refresh = StartOrJoinRefreshLocked(RefreshReasons.Rejected, out runHere);
         }
 
+        RunHere(runHere);
         return refresh.WaitAsync(cancellationToken);
     }
 
@@ -507,6 +512,7 @@ public sealed class TokenManager : IDisposable
         }
 
         Task<AccessTokenState> refresh;
+        RefreshAttempt? runHere;
         lock (_gate)
         {
             // A refresh may have completed since the state was read: never start a second one for nothing.
@@ -516,14 +522,36 @@ public sealed class TokenManager : IDisposable
                 return new ValueTask<AccessTokenState>(current);
             }
 
-            refresh = StartOrJoinRefreshLocked(state is null ? RefreshReasons.Initial : RefreshReasons.Expired);
+            refresh = StartOrJoinRefreshLocked(state is null ? RefreshReasons.Initial : RefreshReasons.Expired, out runHere);
         }
 
-        return new ValueTask<AccessTokenState>(refresh.WaitAsync(cancellationToken));
+        RunHere(runHere);
+        return refresh.IsCompletedSuccessfully
+            ? new ValueTask<AccessTokenState>(refresh.Result)
+            : new ValueTask<AccessTokenState>(refresh.WaitAsync(cancellationToken));
     }
 
+    /// <summary>Joins the refresh in flight, or starts one on the thread pool (nobody has to wait for it to begin).</summary>
     private Task<AccessTokenState> StartOrJoinRefreshLocked(string reason)
     {
+        var refresh = StartOrJoinRefreshLocked(reason, out var started);
+        if (started is not null)
+        {
+            // Outside the caller's synchronous path (the caller's execution context flows, so the refresh's span has the
+            // caller's as its parent). RunRefreshAsync settles the completion whatever happens.
+            ThreadPool.QueueUserWorkItem(static s => _ = s.Manager.RunRefreshAsync(s.Attempt), (Manager: this, Attempt: started), preferLocal: false);
+        }
+
+        return refresh;
+    }
+
+    /// <summary>
+    /// Joins the refresh in flight, or creates one that <paramref name="runHere"/> returns: a caller that is going to wait
+    /// for it anyway runs it (<see cref="RunHere"/>) once out of the lock, on its own thread, up to its first real wait.
+    /// </summary>
+    private Task<AccessTokenState> StartOrJoinRefreshLocked(string reason, out RefreshAttempt? runHere)
+    {
+        runHere = null;
         if (_refresh is { } running)
         {
             return running;
@@ -536,20 +564,28 @@ public sealed class TokenManager : IDisposable
                 new MistralAuthException(rejected.Message, rejected.Error, rejected.ErrorDescription, rejected) { StatusCode = rejected.StatusCode });
         }
 
-        var completion = new TaskCompletionSource<AccessTokenState>(TaskCreationOptions.RunContinuationsAsynchronously);
-        _refresh = completion.Task;
-        var attempt = _attempt = new RefreshAttempt(reason, _lastRejectedAccessToken, _state);
+        var attempt = _attempt = runHere = new RefreshAttempt(reason, _lastRejectedAccessToken, _state);
+        _refresh = attempt.Completion.Task;
+        return _refresh;
+    }
 
-        // Run outside the caller's synchronous path and outside the lock (the caller's execution context flows, so the
-        // refresh's span has the caller's as its parent). RunRefreshAsync settles the completion whatever happens.
-        ThreadPool.QueueUserWorkItem(
-            static s => _ = s.Manager.RunRefreshAsync(s.Completion, s.Attempt), (Manager: this, Completion: completion, Attempt: attempt), preferLocal: false);
-        return completion.Task;
+    /// <summary>
+    /// Runs a refresh the caller created and is about to wait for, outside the lock. With no thread-pool hop, a token
+    /// source or an adopted token that answers synchronously is installed before the caller's first await. (The async
+    /// method restores the caller's execution context when it yields or returns: its span does not leak out.)
+    /// </summary>
+    private void RunHere(RefreshAttempt? attempt)
+    {
+        if (attempt is not null)
+        {
+            _ = RunRefreshAsync(attempt);
+        }
     }
 
     /// <summary>One refresh, shared by every caller waiting: acquire, install the token, report.</summary>
-    private async Task RunRefreshAsync(TaskCompletionSource<AccessTokenState> completion, RefreshAttempt attempt)
+    private async Task RunRefreshAsync(RefreshAttempt attempt)
     {
+        var completion = attempt.Completion;
         var started = _time.GetTimestamp();
         var activity = RefreshTelemetry.Start(attempt.Reason);
         AcquiredToken? acquired = null;
@@ -669,10 +705,13 @@ public sealed class TokenManager : IDisposable
         }
 
         Task<AccessTokenState> refresh;
+        RefreshAttempt? runHere;
         lock (_gate)
         {
-            refresh = StartOrJoinRefreshLocked(RefreshReasons.ConfigurationChanged);
+            refresh = StartOrJoinRefreshLocked(RefreshReasons.ConfigurationChanged, out runHere);
         }
+
+        RunHere(runHere);
 
         try
         {

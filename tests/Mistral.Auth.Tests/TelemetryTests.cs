@@ -118,4 +118,51 @@ public class TelemetryTests
         Assert.Equal("expired", spans[1].GetTagItem("mistral.auth.refresh.reason"));
         Assert.Equal("temporarily_unavailable", spans[1].GetTagItem("error.type"));
     }
+
+    [Fact]
+    public async Task TokenSource_AnsweringSynchronously_FirstTokenIsReadyAtOnce_AndTheRefreshSpanStaysAChildOfTheCaller()
+    {
+        using var source = new ActivitySource("Mistral.Auth.Tests.Caller");
+        var spans = new List<Activity>();
+        using var listener = new ActivityListener
+        {
+            ShouldListenTo = s => s.Name is "Mistral.Auth" or "Mistral.Auth.Tests.Caller",
+            Sample = (ref ActivityCreationOptions<ActivityContext> _) => ActivitySamplingResult.AllDataAndRecorded,
+            ActivityStopped = a =>
+            {
+                lock (spans)
+                {
+                    spans.Add(a);
+                }
+            },
+        };
+        ActivitySource.AddActivityListener(listener);
+        var time = new Microsoft.Extensions.Time.Testing.FakeTimeProvider(DateTimeOffset.UtcNow);
+        using var manager = new TokenManager(new MistralAuthOptions { TokenSource = new SynchronousSource(time) }, timeProvider: time);
+
+        using var caller = source.StartActivity("caller")!;
+        var pending = manager.GetAccessTokenAsync(Ct);
+
+        // The caller ran the refresh itself: no thread-pool hop, the token is there before any await.
+        Assert.True(pending.IsCompletedSuccessfully);
+        Assert.Equal("synchronous-token", await pending);
+
+        // The refresh's span ended as a child of the caller's, and did not stay behind as the caller's current span.
+        Assert.Same(caller, Activity.Current);
+        Activity refresh;
+        lock (spans)
+        {
+            refresh = Assert.Single(spans, s => s.ParentSpanId == caller.SpanId);
+        }
+
+        Assert.Equal("Mistral.Auth.RefreshToken", refresh.OperationName);
+        Assert.Equal("initial", refresh.GetTagItem("mistral.auth.refresh.reason"));
+        Assert.Null(refresh.GetTagItem("server.address")); // a token source calls no server the package knows of
+    }
+
+    private sealed class SynchronousSource(TimeProvider time) : IAccessTokenSource
+    {
+        public ValueTask<AccessTokenResult> GetTokenAsync(CancellationToken cancellationToken) =>
+            new(new AccessTokenResult("synchronous-token", time.GetUtcNow().AddMinutes(30)));
+    }
 }

@@ -17,6 +17,9 @@ internal sealed class RefreshAttempt(string reason, string? rejectedAccessToken,
     /// <summary>A 401 arrived while this refresh runs: its token must not be adopted from the store either.</summary>
     public void Reject(string accessToken) => Volatile.Write(ref _rejectedAccessToken, accessToken);
 
+    /// <summary>What the callers waiting for this refresh are given: settled once, by the refresh itself.</summary>
+    public TaskCompletionSource<AccessTokenState> Completion { get; } = new(TaskCreationOptions.RunContinuationsAsynchronously);
+
     /// <summary>Set by the acquirer when it called the token endpoint (or the token source): only those are refreshes.</summary>
     public bool CalledEndpoint { get; set; }
 }

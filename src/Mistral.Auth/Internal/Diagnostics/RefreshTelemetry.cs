@@ -12,15 +12,20 @@ namespace Mistral.Auth.Internal;
 /// store, written there by another instance, is an adoption and is counted apart, so N instances do not count one
 /// refresh N times.
 /// </remarks>
-internal sealed class RefreshTelemetry(ILogger logger, MistralAuthTelemetry instruments, Uri tokenEndpoint, TimeProvider time)
+internal sealed class RefreshTelemetry(ILogger logger, MistralAuthTelemetry instruments, Uri? tokenEndpoint, TimeProvider time)
 {
     /// <summary>Starts the refresh's span (when something listens).</summary>
     public Activity? Start(string reason)
     {
         var activity = MistralAuthTelemetry.ActivitySource.StartActivity(MistralAuthTelemetry.RefreshActivityName, ActivityKind.Client);
         activity?.SetTag("mistral.auth.refresh.reason", reason);
-        activity?.SetTag("server.address", tokenEndpoint.Host);
-        activity?.SetTag("server.port", tokenEndpoint.Port);
+        if (activity is not null && tokenEndpoint is not null)
+        {
+            // An API key or a token source calls no server this package knows of.
+            activity.SetTag("server.address", tokenEndpoint.Host);
+            activity.SetTag("server.port", tokenEndpoint.Port);
+        }
+
         logger.RefreshStarted(reason);
         return activity;
     }
