@@ -4,7 +4,12 @@ using System.Diagnostics.Metrics;
 namespace Mistral.Auth.Internal;
 
 /// <summary>The package's one <see cref="Meter"/> and one <see cref="ActivitySource"/>, both named <c>Mistral.Auth</c>.</summary>
-internal sealed class MistralAuthTelemetry
+/// <remarks>
+/// Each instrument is created at its first measurement, not with the meter: a process that only ever refreshes pays for
+/// two instruments, not six, before its first token. A listener sees an instrument when it is created, which is before
+/// anything is recorded on it.
+/// </remarks>
+internal sealed class MistralAuthTelemetry(Meter meter)
 {
     public const string RefreshActivityName = "Mistral.Auth.RefreshToken";
 
@@ -13,36 +18,55 @@ internal sealed class MistralAuthTelemetry
     /// <summary>Used when no <see cref="IMeterFactory"/> is registered (for example without dependency injection).</summary>
     public static readonly MistralAuthTelemetry Shared = new(new Meter(MistralAuthDefaults.TelemetryName, Version));
 
-    private MistralAuthTelemetry(Meter meter)
-    {
-        Refreshes = meter.CreateCounter<long>(
-            "mistral.auth.token.refreshes", unit: "{refresh}", description: "Calls to the token endpoint (or the token source) to refresh the token, tagged by reason and outcome.");
-        RefreshDuration = meter.CreateHistogram<double>(
-            "mistral.auth.token.refresh.duration", unit: "s", description: "How long each token refresh took, every retry included.");
-        RefreshFailures = meter.CreateCounter<long>(
-            "mistral.auth.token.refresh.failures", unit: "{failure}", description: "Token refreshes that failed, tagged by reason and error.");
-        Adoptions = meter.CreateCounter<long>(
-            "mistral.auth.token.adoptions", unit: "{token}", description: "Access tokens taken from the token store, where another instance sharing it had put them, tagged by reason.");
-        Unauthorized = meter.CreateCounter<long>(
-            "mistral.auth.request.unauthorized", unit: "{response}", description: "401 answers from the API, tagged by the challenge's error and whether the request was sent again.");
-        RequestRetries = meter.CreateCounter<long>(
-            "mistral.auth.request.retries", unit: "{retry}", description: "API requests sent again with a fresh token after a 401.");
-    }
+    private readonly object _gate = new();
+    private Counter<long>? _refreshes;
+    private Histogram<double>? _refreshDuration;
+    private Counter<long>? _refreshFailures;
+    private Counter<long>? _adoptions;
+    private Counter<long>? _requestRetries;
+    private Counter<long>? _unauthorized;
 
-    public Counter<long> Refreshes { get; }
+    public Counter<long> Refreshes => Volatile.Read(ref _refreshes) ?? Counter(
+        ref _refreshes, "mistral.auth.token.refreshes", "{refresh}", "Calls to the token endpoint (or the token source) to refresh the token, tagged by reason and outcome.");
 
-    public Histogram<double> RefreshDuration { get; }
+    public Histogram<double> RefreshDuration => Volatile.Read(ref _refreshDuration) ?? Duration();
 
-    public Counter<long> RefreshFailures { get; }
+    public Counter<long> RefreshFailures => Volatile.Read(ref _refreshFailures) ?? Counter(
+        ref _refreshFailures, "mistral.auth.token.refresh.failures", "{failure}", "Token refreshes that failed, tagged by reason and error.");
 
-    public Counter<long> Adoptions { get; }
+    public Counter<long> Adoptions => Volatile.Read(ref _adoptions) ?? Counter(
+        ref _adoptions, "mistral.auth.token.adoptions", "{token}", "Access tokens taken from the token store, where another instance sharing it had put them, tagged by reason.");
 
-    public Counter<long> RequestRetries { get; }
+    public Counter<long> RequestRetries => Volatile.Read(ref _requestRetries) ?? Counter(
+        ref _requestRetries, "mistral.auth.request.retries", "{retry}", "API requests sent again with a fresh token after a 401.");
 
-    public Counter<long> Unauthorized { get; }
+    public Counter<long> Unauthorized => Volatile.Read(ref _unauthorized) ?? Counter(
+        ref _unauthorized, "mistral.auth.request.unauthorized", "{response}", "401 answers from the API, tagged by the challenge's error and whether the request was sent again.");
 
     private static string Version => typeof(MistralAuthTelemetry).Assembly.GetName().Version?.ToString() ?? "0.0.0";
 
     public static MistralAuthTelemetry Create(IMeterFactory? meterFactory) =>
         meterFactory is null ? Shared : new MistralAuthTelemetry(meterFactory.Create(MistralAuthDefaults.TelemetryName, Version));
+
+    /// <summary>Creates the counter once, under the lock: two instruments of one name would split its measurements.</summary>
+    private Counter<long> Counter(ref Counter<long>? field, string name, string unit, string description)
+    {
+        lock (_gate)
+        {
+            var counter = field ?? meter.CreateCounter<long>(name, unit, description);
+            Volatile.Write(ref field, counter);
+            return counter;
+        }
+    }
+
+    private Histogram<double> Duration()
+    {
+        lock (_gate)
+        {
+            var histogram = _refreshDuration ?? meter.CreateHistogram<double>(
+                "mistral.auth.token.refresh.duration", unit: "s", description: "How long each token refresh took, every retry included.");
+            Volatile.Write(ref _refreshDuration, histogram);
+            return histogram;
+        }
+    }
 }
