@@ -13,15 +13,14 @@ internal static class ReplayableContent
     /// Returns <see langword="true"/> when the body can be sent again byte for byte: it is replayable as it is, or it
     /// was small enough to buffer now, before its first send.
     /// </summary>
-    public static async ValueTask<bool> PrepareAsync(HttpContent? content, CancellationToken cancellationToken)
-    {
-        if (IsReplayableAsIs(content))
-        {
-            return true;
-        }
+    public static ValueTask<bool> PrepareAsync(HttpContent? content, CancellationToken cancellationToken) =>
+        IsReplayableAsIs(content) ? new ValueTask<bool>(true) : BufferAsync(content!, cancellationToken);
 
+    /// <summary>Buffers a body that can be read only once, when it is small enough to send twice.</summary>
+    private static async ValueTask<bool> BufferAsync(HttpContent content, CancellationToken cancellationToken)
+    {
         var max = MistralAuthDefaults.MaxReplayBufferBytes;
-        if (content!.Headers.ContentLength is { } length)
+        if (content.Headers.ContentLength is { } length)
         {
             if (length > max)
             {

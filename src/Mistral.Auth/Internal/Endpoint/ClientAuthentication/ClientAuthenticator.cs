@@ -63,7 +63,7 @@ internal sealed class ClientAuthenticator : IDisposable
 
     /// <summary>Builds the client authentication of one request: a new assertion each time, retries included.</summary>
     /// <exception cref="MistralAuthException">The assertion provider failed or returned something that is not a JWT.</exception>
-    public async ValueTask<ClientProof> ProveAsync(
+    public ValueTask<ClientProof> ProveAsync(
         ClientCredentials credentials, TokenEndpointTarget target, CancellationToken cancellationToken)
     {
         var method = Resolve(target.AuthMethods);
@@ -79,18 +79,21 @@ internal sealed class ClientAuthenticator : IDisposable
         {
             case ClientAuthenticationMethod.ClientSecretBasic when credentials.ClientSecret is not null:
                 var pair = BasicPair(credentials.ClientId, credentials.ClientSecret);
-                return new ClientProof(null, null, null, new AuthenticationHeaderValue("Basic", Convert.ToBase64String(Encoding.UTF8.GetBytes(pair))));
+                return new(new ClientProof(null, null, null, new AuthenticationHeaderValue("Basic", Convert.ToBase64String(Encoding.UTF8.GetBytes(pair)))));
+            case ClientAuthenticationMethod.PrivateKeyJwt when _key is not null:
+                return new(new ClientProof(credentials.ClientId, null, Sign(credentials.ClientId, _options.ClientAssertionAudience ?? target.Address), null));
             case ClientAuthenticationMethod.PrivateKeyJwt:
-                var assertion = _key is not null
-                    ? Sign(credentials.ClientId, _options.ClientAssertionAudience ?? target.Address)
-                    : await SuppliedAsync(cancellationToken).ConfigureAwait(false);
-                return new ClientProof(credentials.ClientId, null, assertion, null);
+                return SuppliedProofAsync(credentials.ClientId, cancellationToken);
             case ClientAuthenticationMethod.None:
-                return new ClientProof(credentials.ClientId, null, null, null);
+                return new(new ClientProof(credentials.ClientId, null, null, null));
             default:
-                return new ClientProof(credentials.ClientId, credentials.ClientSecret, null, null);
+                return new(new ClientProof(credentials.ClientId, credentials.ClientSecret, null, null));
         }
     }
+
+    /// <summary>The only proof that may wait: an assertion the application's provider supplies.</summary>
+    private async ValueTask<ClientProof> SuppliedProofAsync(string clientId, CancellationToken cancellationToken) =>
+        new(clientId, null, await SuppliedAsync(cancellationToken).ConfigureAwait(false), null);
 
     /// <summary>What client_secret_basic encodes: <c>urlencode(id) ":" urlencode(secret)</c> (RFC 6749 §2.3.1).</summary>
     public static string BasicPair(string clientId, string clientSecret) =>

@@ -7,7 +7,8 @@ namespace Mistral.Auth.Internal;
 /// <param name="ClientSecret">The <c>client_secret</c> for the body (client_secret_post).</param>
 /// <param name="ClientAssertion">The <c>client_assertion</c> (private_key_jwt or a supplied assertion).</param>
 /// <param name="Authorization">The HTTP Basic header (client_secret_basic).</param>
-internal readonly record struct ClientProof(
+/// <remarks>A class: awaiting it runs the framework's shared code for reference types, which a cold process need not JIT.</remarks>
+internal sealed record ClientProof(
     string? ClientId, string? ClientSecret, string? ClientAssertion, AuthenticationHeaderValue? Authorization)
 {
     public override string ToString() => $"ClientProof(ClientId={ClientId}, ClientSecret=***, ClientAssertion=***)";
