@@ -18,7 +18,7 @@ internal sealed class MistralAuthTelemetry(Meter meter)
     /// <summary>Used when no <see cref="IMeterFactory"/> is registered (for example without dependency injection).</summary>
     public static readonly MistralAuthTelemetry Shared = new(new Meter(MistralAuthDefaults.TelemetryName, Version));
 
-    private readonly object _gate = new();
+    private object? _gate;
     private Counter<long>? _refreshes;
     private Histogram<double>? _refreshDuration;
     private Counter<long>? _refreshFailures;
@@ -26,47 +26,27 @@ internal sealed class MistralAuthTelemetry(Meter meter)
     private Counter<long>? _requestRetries;
     private Counter<long>? _unauthorized;
 
-    public Counter<long> Refreshes => Volatile.Read(ref _refreshes) ?? Counter(
-        ref _refreshes, "mistral.auth.token.refreshes", "{refresh}", "Calls to the token endpoint (or the token source) to refresh the token, tagged by reason and outcome.");
+    // Each created once, under the lock (two instruments of one name would split its measurements), like the manager's telemetry.
+    public Counter<long> Refreshes => Volatile.Read(ref _refreshes) ?? LazyInitializer.EnsureInitialized(ref _refreshes, ref _gate, () => meter.CreateCounter<long>(
+        "mistral.auth.token.refreshes", unit: "{refresh}", description: "Calls to the token endpoint (or the token source) to refresh the token, tagged by reason and outcome."));
 
-    public Histogram<double> RefreshDuration => Volatile.Read(ref _refreshDuration) ?? Duration();
+    public Histogram<double> RefreshDuration => Volatile.Read(ref _refreshDuration) ?? LazyInitializer.EnsureInitialized(ref _refreshDuration, ref _gate, () => meter.CreateHistogram<double>(
+        "mistral.auth.token.refresh.duration", unit: "s", description: "How long each token refresh took, every retry included."));
 
-    public Counter<long> RefreshFailures => Volatile.Read(ref _refreshFailures) ?? Counter(
-        ref _refreshFailures, "mistral.auth.token.refresh.failures", "{failure}", "Token refreshes that failed, tagged by reason and error.");
+    public Counter<long> RefreshFailures => Volatile.Read(ref _refreshFailures) ?? LazyInitializer.EnsureInitialized(ref _refreshFailures, ref _gate, () => meter.CreateCounter<long>(
+        "mistral.auth.token.refresh.failures", unit: "{failure}", description: "Token refreshes that failed, tagged by reason and error."));
 
-    public Counter<long> Adoptions => Volatile.Read(ref _adoptions) ?? Counter(
-        ref _adoptions, "mistral.auth.token.adoptions", "{token}", "Access tokens taken from the token store, where another instance sharing it had put them, tagged by reason.");
+    public Counter<long> Adoptions => Volatile.Read(ref _adoptions) ?? LazyInitializer.EnsureInitialized(ref _adoptions, ref _gate, () => meter.CreateCounter<long>(
+        "mistral.auth.token.adoptions", unit: "{token}", description: "Access tokens taken from the token store, where another instance sharing it had put them, tagged by reason."));
 
-    public Counter<long> RequestRetries => Volatile.Read(ref _requestRetries) ?? Counter(
-        ref _requestRetries, "mistral.auth.request.retries", "{retry}", "API requests sent again with a fresh token after a 401.");
+    public Counter<long> RequestRetries => Volatile.Read(ref _requestRetries) ?? LazyInitializer.EnsureInitialized(ref _requestRetries, ref _gate, () => meter.CreateCounter<long>(
+        "mistral.auth.request.retries", unit: "{retry}", description: "API requests sent again with a fresh token after a 401."));
 
-    public Counter<long> Unauthorized => Volatile.Read(ref _unauthorized) ?? Counter(
-        ref _unauthorized, "mistral.auth.request.unauthorized", "{response}", "401 answers from the API, tagged by the challenge's error and whether the request was sent again.");
+    public Counter<long> Unauthorized => Volatile.Read(ref _unauthorized) ?? LazyInitializer.EnsureInitialized(ref _unauthorized, ref _gate, () => meter.CreateCounter<long>(
+        "mistral.auth.request.unauthorized", unit: "{response}", description: "401 answers from the API, tagged by the challenge's error and whether the request was sent again."));
 
     private static string Version => typeof(MistralAuthTelemetry).Assembly.GetName().Version?.ToString() ?? "0.0.0";
 
     public static MistralAuthTelemetry Create(IMeterFactory? meterFactory) =>
         meterFactory is null ? Shared : new MistralAuthTelemetry(meterFactory.Create(MistralAuthDefaults.TelemetryName, Version));
-
-    /// <summary>Creates the counter once, under the lock: two instruments of one name would split its measurements.</summary>
-    private Counter<long> Counter(ref Counter<long>? field, string name, string unit, string description)
-    {
-        lock (_gate)
-        {
-            var counter = field ?? meter.CreateCounter<long>(name, unit, description);
-            Volatile.Write(ref field, counter);
-            return counter;
-        }
-    }
-
-    private Histogram<double> Duration()
-    {
-        lock (_gate)
-        {
-            var histogram = _refreshDuration ?? meter.CreateHistogram<double>(
-                "mistral.auth.token.refresh.duration", unit: "s", description: "How long each token refresh took, every retry included.");
-            Volatile.Write(ref _refreshDuration, histogram);
-            return histogram;
-        }
-    }
 }
