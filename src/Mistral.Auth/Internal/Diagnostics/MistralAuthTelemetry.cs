@@ -26,24 +26,39 @@ internal sealed class MistralAuthTelemetry(Meter meter)
     private Counter<long>? _requestRetries;
     private Counter<long>? _unauthorized;
 
-    // Each created once, under the lock (two instruments of one name would split its measurements), like the manager's telemetry.
-    public Counter<long> Refreshes => Volatile.Read(ref _refreshes) ?? LazyInitializer.EnsureInitialized(ref _refreshes, ref _gate, () => meter.CreateCounter<long>(
+    public Counter<long> Refreshes => Once(ref _refreshes, static m => m.CreateCounter<long>(
         "mistral.auth.token.refreshes", unit: "{refresh}", description: "Calls to the token endpoint (or the token source) to refresh the token, tagged by reason and outcome."));
 
-    public Histogram<double> RefreshDuration => Volatile.Read(ref _refreshDuration) ?? LazyInitializer.EnsureInitialized(ref _refreshDuration, ref _gate, () => meter.CreateHistogram<double>(
+    public Histogram<double> RefreshDuration => Once(ref _refreshDuration, static m => m.CreateHistogram<double>(
         "mistral.auth.token.refresh.duration", unit: "s", description: "How long each token refresh took, every retry included."));
 
-    public Counter<long> RefreshFailures => Volatile.Read(ref _refreshFailures) ?? LazyInitializer.EnsureInitialized(ref _refreshFailures, ref _gate, () => meter.CreateCounter<long>(
+    public Counter<long> RefreshFailures => Once(ref _refreshFailures, static m => m.CreateCounter<long>(
         "mistral.auth.token.refresh.failures", unit: "{failure}", description: "Token refreshes that failed, tagged by reason and error."));
 
-    public Counter<long> Adoptions => Volatile.Read(ref _adoptions) ?? LazyInitializer.EnsureInitialized(ref _adoptions, ref _gate, () => meter.CreateCounter<long>(
+    public Counter<long> Adoptions => Once(ref _adoptions, static m => m.CreateCounter<long>(
         "mistral.auth.token.adoptions", unit: "{token}", description: "Access tokens taken from the token store, where another instance sharing it had put them, tagged by reason."));
 
-    public Counter<long> RequestRetries => Volatile.Read(ref _requestRetries) ?? LazyInitializer.EnsureInitialized(ref _requestRetries, ref _gate, () => meter.CreateCounter<long>(
+    public Counter<long> RequestRetries => Once(ref _requestRetries, static m => m.CreateCounter<long>(
         "mistral.auth.request.retries", unit: "{retry}", description: "API requests sent again with a fresh token after a 401."));
 
-    public Counter<long> Unauthorized => Volatile.Read(ref _unauthorized) ?? LazyInitializer.EnsureInitialized(ref _unauthorized, ref _gate, () => meter.CreateCounter<long>(
+    public Counter<long> Unauthorized => Once(ref _unauthorized, static m => m.CreateCounter<long>(
         "mistral.auth.request.unauthorized", unit: "{response}", description: "401 answers from the API, tagged by the challenge's error and whether the request was sent again."));
+
+    /// <summary>
+    /// The instrument in <paramref name="field"/>, created once under the lock (two instruments of one name would split
+    /// its measurements); <paramref name="create"/> is static, so reading an existing one allocates nothing.
+    /// </summary>
+    private T Once<T>(ref T? field, Func<Meter, T> create)
+        where T : class
+    {
+        if (Volatile.Read(ref field) is { } made)
+        {
+            return made;
+        }
+
+        var source = meter;
+        return LazyInitializer.EnsureInitialized(ref field, ref _gate, () => create(source));
+    }
 
     private static string Version => typeof(MistralAuthTelemetry).Assembly.GetName().Version?.ToString() ?? "0.0.0";
 
