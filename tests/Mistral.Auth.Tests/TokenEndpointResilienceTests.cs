@@ -214,6 +214,35 @@ public class TokenEndpointResilienceTests
     }
 
     [Fact]
+    public async Task GetAccessTokenAsync_CustomPipelineTimeout_IsTheSameTypedErrorNamingTheTimeout()
+    {
+        // The application's own Polly timeout runs on the manager's TimeProvider, and its TimeoutRejectedException
+        // comes out as the typed error of the built-in attempt timeout, not as a Polly type.
+        using var h = new Harness(o => o.ConfigureResiliencePipeline = builder => builder.AddTimeout(TimeSpan.FromSeconds(3)));
+        var arrived = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
+        var release = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
+        h.Simulator.Server.Given(Request.Create().WithPath("/auth/token").UsingPost()).AtPriority(1)
+            .RespondWith(Response.Create().WithCallback(async _ =>
+            {
+                arrived.TrySetResult();
+                await release.Task; // the endpoint hangs
+                return new WireMock.ResponseMessage { StatusCode = 503 };
+            }));
+
+        var pending = h.Manager.GetAccessTokenAsync(Ct).AsTask();
+        await arrived.Task.WaitAsync(TimeSpan.FromSeconds(30), Ct);
+        await h.Time.WaitForTimerAsync(TimeSpan.FromSeconds(3));
+        Assert.False(pending.IsCompleted);
+        h.Time.Advance(TimeSpan.FromSeconds(3));
+
+        var error = await Assert.ThrowsAsync<MistralAuthException>(() => pending);
+        Assert.Contains("did not answer within the attempt timeout of 00:00:03", error.Message, StringComparison.Ordinal);
+        Assert.IsType<Polly.Timeout.TimeoutRejectedException>(error.InnerException?.InnerException);
+        Assert.Null(error.StatusCode);
+        release.SetResult();
+    }
+
+    [Fact]
     public async Task GetAccessTokenAsync_CustomPipelineCircuitOpen_IsTheSameTypedError()
     {
         using var h = new Harness(o => o.ConfigureResiliencePipeline = builder => builder.AddCircuitBreaker(new Polly.CircuitBreaker.CircuitBreakerStrategyOptions<HttpResponseMessage>
