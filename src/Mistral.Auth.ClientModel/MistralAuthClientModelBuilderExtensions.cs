@@ -1,4 +1,5 @@
 using Microsoft.Extensions.DependencyInjection.Extensions;
+using Microsoft.Extensions.Logging;
 using Mistral.Auth;
 using Mistral.Auth.ClientModel;
 
@@ -22,7 +23,8 @@ public static class MistralAuthClientModelBuilderExtensions
         var name = builder.Name;
         var services = builder.Services;
         services.TryAddKeyedSingleton<MistralAuthenticationPolicy>(
-            name, static (sp, key) => new MistralAuthenticationPolicy(sp.GetRequiredKeyedService<TokenManager>(key)));
+            name, static (sp, key) => new MistralAuthenticationPolicy(
+                sp.GetRequiredKeyedService<TokenManager>(key), sp.GetService<ILogger<MistralAuthenticationPolicy>>()));
         services.TryAddKeyedSingleton<MistralAuthenticationTokenProvider>(
             name, static (sp, key) => new MistralAuthenticationTokenProvider(sp.GetRequiredKeyedService<TokenManager>(key)));
         if (string.IsNullOrEmpty(name))

@@ -1,5 +1,7 @@
 using System.ClientModel.Primitives;
-using System.Net;
+using Microsoft.Extensions.Logging;
+using Microsoft.Extensions.Logging.Abstractions;
+using Mistral.Auth.Internal;
 
 namespace Mistral.Auth.ClientModel;
 
@@ -14,227 +16,135 @@ namespace Mistral.Auth.ClientModel;
 /// <c>new OpenAIClient(policy, new OpenAIClientOptions { Endpoint = new("https://api.mistral.ai/v1") })</c>.
 /// </para>
 /// <para>
-/// On every try the policy sets <c>Authorization: Bearer &lt;token&gt;</c> from the manager's hot path (no lock, no
-/// allocation while the token is valid; the manager refreshes it in the background before it expires). When the rest of
-/// the pipeline comes back with 401, it asks the manager for a new token — a refresh happens only if the rejected token
-/// is still the current one, and is shared by concurrent callers — and runs the rest of the pipeline once more. A
-/// second 401 is returned as it is. Responses are not buffered by the policy: a streamed response streams.
+/// It follows the same request protocol as <see cref="MistralAuthHandler"/>: on every try it sets the token from the
+/// manager's hot path (no lock, no allocation while the token is valid), with DPoP a new proof on every send. When the
+/// rest of the pipeline comes back with 401, the <c>WWW-Authenticate</c> challenge decides: a nonce the API asks for is
+/// sent once more; a rejected token is refreshed — only if it is still the current one, shared by concurrent callers —
+/// and the rest of the pipeline runs once more; a second 401 is returned as it is. Responses are not buffered by the
+/// policy: a streamed response streams.
 /// </para>
 /// <para>
-/// The token goes only over HTTPS, or plain HTTP to a loopback address (RFC 6750 §5.3); a request to any other
-/// <c>http://</c> address fails with <see cref="MistralAuthException"/> before it is sent. This type is thread-safe.
+/// The token goes only to <see cref="MistralAuthOptions.AllowedHosts"/> (by default the token endpoint's host), over
+/// HTTPS or plain HTTP to a loopback address (RFC 6750 §5.3). A request to any other address fails with
+/// <see cref="MistralAuthException"/> before it is sent (and is logged as <c>TokenWithheld</c>): a System.ClientModel
+/// client talks to one service, so a request it cannot authenticate is a configuration error. Redirects are not
+/// followed (System.ClientModel's transport follows none). This type is thread-safe.
 /// </para>
 /// </remarks>
-public sealed class MistralAuthenticationPolicy : AuthenticationPolicy
+public sealed class MistralAuthenticationPolicy : AuthenticationPolicy, IProtocolTransport<PolicyCall, PipelineResponse>
 {
     private const string AuthorizationHeader = "Authorization";
 
-    private const string ProofHeader = "DPoP";
-
-    private readonly TokenManager _tokenManager;
-    private readonly string _scheme;
-    private readonly bool _dpop;
-    private HeaderValue? _header;
+    private readonly RequestProtocol _protocol;
 
     /// <summary>Initializes a new instance of the <see cref="MistralAuthenticationPolicy"/> class.</summary>
     /// <param name="tokenManager">The source of access tokens.</param>
     /// <exception cref="ArgumentNullException"><paramref name="tokenManager"/> is <see langword="null"/>.</exception>
     public MistralAuthenticationPolicy(TokenManager tokenManager)
+        : this(tokenManager, null)
+    {
+    }
+
+    /// <summary>Initializes a new instance of the <see cref="MistralAuthenticationPolicy"/> class with a logger.</summary>
+    /// <param name="tokenManager">The source of access tokens.</param>
+    /// <param name="logger">Where retries and withheld requests are logged; nowhere when <see langword="null"/>.</param>
+    /// <exception cref="ArgumentNullException"><paramref name="tokenManager"/> is <see langword="null"/>.</exception>
+    public MistralAuthenticationPolicy(TokenManager tokenManager, ILogger<MistralAuthenticationPolicy>? logger)
     {
         ArgumentNullException.ThrowIfNull(tokenManager);
-        _tokenManager = tokenManager;
-        _scheme = tokenManager.AuthorizationScheme;
-        _dpop = _scheme == "DPoP";
+        _protocol = new RequestProtocol(tokenManager, (ILogger?)logger ?? NullLogger.Instance, baseAddress: null, Redirects.None, refuseWithheld: true);
     }
 
     /// <inheritdoc />
     public override void Process(PipelineMessage message, IReadOnlyList<PipelinePolicy> pipeline, int currentIndex)
     {
         ArgumentNullException.ThrowIfNull(message);
-        CheckTransport(message.Request.Uri);
-        if (_dpop)
+        var call = new PolicyCall(message, pipeline, currentIndex);
+        if (!_protocol.TryAuthorizeNow(message.Request.Uri, bodyReplayableAsIs: true, out var state))
         {
-            ProcessWithProofAsync(message, pipeline, currentIndex, synchronous: true).AsTask().GetAwaiter().GetResult();
+            _protocol.SendAsync(this, call, async: false, message.CancellationToken).GetAwaiter().GetResult();
             return;
         }
 
-        var pending = _tokenManager.GetAccessTokenAsync(message.CancellationToken);
-        var token = pending.IsCompletedSuccessfully ? pending.Result : pending.AsTask().GetAwaiter().GetResult();
-        SetHeader(message, token);
+        message.Request.Headers.Set(AuthorizationHeader, state.HeaderText);
         ProcessNext(message, pipeline, currentIndex);
-        if (message.Response?.Status != (int)HttpStatusCode.Unauthorized)
+        if (!_protocol.IsFinal(message.Response!.Status))
         {
-            return;
+            _protocol.ContinueAsync(this, call, state, new ValueTask<PipelineResponse>(message.Response), async: false, message.CancellationToken)
+                .GetAwaiter().GetResult();
         }
-
-        var fresh = _tokenManager.RefreshAfterUnauthorizedAsync(token, Challenge(message), message.CancellationToken).AsTask().GetAwaiter().GetResult();
-        if (fresh is null)
-        {
-            return;
-        }
-
-        PrepareRetry(message, fresh);
-        ProcessNext(message, pipeline, currentIndex);
     }
 
     /// <inheritdoc />
     public override ValueTask ProcessAsync(PipelineMessage message, IReadOnlyList<PipelinePolicy> pipeline, int currentIndex)
     {
         ArgumentNullException.ThrowIfNull(message);
-        CheckTransport(message.Request.Uri);
-        if (_dpop)
+        var call = new PolicyCall(message, pipeline, currentIndex);
+        if (!_protocol.TryAuthorizeNow(message.Request.Uri, bodyReplayableAsIs: true, out var state))
         {
-            return ProcessWithProofAsync(message, pipeline, currentIndex, synchronous: false);
+            return new ValueTask(_protocol.SendAsync(this, call, async: true, message.CancellationToken));
         }
 
-        var pending = _tokenManager.GetAccessTokenAsync(message.CancellationToken);
-        if (!pending.IsCompletedSuccessfully)
-        {
-            return ProcessSlowAsync(message, pipeline, currentIndex, pending);
-        }
-
-        // Hot path: a valid token, the header value cached for it, and no await of our own before the next policy.
-        var token = pending.Result;
-        SetHeader(message, token);
+        // Hot path: a valid token, its header text made once per token, and no await of our own before the next policy.
+        message.Request.Headers.Set(AuthorizationHeader, state.HeaderText);
         var next = ProcessNextAsync(message, pipeline, currentIndex);
-        if (next.IsCompletedSuccessfully && message.Response?.Status != (int)HttpStatusCode.Unauthorized)
-        {
-            return next;
-        }
+        return next.IsCompletedSuccessfully && _protocol.IsFinal(message.Response!.Status)
+            ? next
+            : new ValueTask(_protocol.ContinueAsync(this, call, state, AfterAsync(next, message), async: true, message.CancellationToken));
 
-        return CompleteAsync(message, pipeline, currentIndex, token, next);
+        static async ValueTask<PipelineResponse> AfterAsync(ValueTask next, PipelineMessage message)
+        {
+            await next.ConfigureAwait(false);
+            return message.Response!;
+        }
     }
 
-    private async ValueTask ProcessSlowAsync(
-        PipelineMessage message, IReadOnlyList<PipelinePolicy> pipeline, int currentIndex, ValueTask<string> pending)
-    {
-        var token = await pending.ConfigureAwait(false);
-        SetHeader(message, token);
-        await CompleteAsync(message, pipeline, currentIndex, token, ProcessNextAsync(message, pipeline, currentIndex)).ConfigureAwait(false);
-    }
+    Uri? IProtocolTransport<PolicyCall, PipelineResponse>.RequestUri(PolicyCall call) => call.Message.Request.Uri;
 
-    private async ValueTask CompleteAsync(
-        PipelineMessage message, IReadOnlyList<PipelinePolicy> pipeline, int currentIndex, string token, ValueTask next)
-    {
-        await next.ConfigureAwait(false);
-        if (message.Response?.Status != (int)HttpStatusCode.Unauthorized)
-        {
-            return;
-        }
+    HttpMethod IProtocolTransport<PolicyCall, PipelineResponse>.Method(PolicyCall call) => call.Method;
 
-        // Once: whatever comes back the second time, a 401 included, goes to the caller.
-        var fresh = await _tokenManager.RefreshAfterUnauthorizedAsync(token, Challenge(message), message.CancellationToken).ConfigureAwait(false);
-        if (fresh is null)
-        {
-            return; // the challenge names an error a new token cannot fix: the 401 is the caller's
-        }
+    bool IProtocolTransport<PolicyCall, PipelineResponse>.HasAuthorization(PolicyCall call) =>
+        call.Message.Request.Headers.TryGetValue(AuthorizationHeader, out _);
 
-        PrepareRetry(message, fresh);
-        await ProcessNextAsync(message, pipeline, currentIndex).ConfigureAwait(false);
-    }
+    void IProtocolTransport<PolicyCall, PipelineResponse>.SetAuthorization(PolicyCall call, AccessTokenState state) =>
+        call.Message.Request.Headers.Set(AuthorizationHeader, state.HeaderText);
+
+    void IProtocolTransport<PolicyCall, PipelineResponse>.SetProof(PolicyCall call, string proof) =>
+        call.Message.Request.Headers.Set(DPoPContext.ProofHeader, proof);
 
     /// <summary>
-    /// A send with a DPoP-bound token (RFC 9449 §7): a new proof on every send, one re-send with a nonce the API asks
-    /// for (without a refresh), and the token's own 401 handled as for a bearer token.
+    /// System.ClientModel sends a message's content again on its own retries: content of a known length (in memory, or
+    /// a seekable stream) writes the same bytes each time; a stream that can be read once cannot.
     /// </summary>
-    private async ValueTask ProcessWithProofAsync(PipelineMessage message, IReadOnlyList<PipelinePolicy> pipeline, int currentIndex, bool synchronous)
+    ValueTask<bool> IProtocolTransport<PolicyCall, PipelineResponse>.PrepareReplayAsync(PolicyCall call, CancellationToken cancellationToken) =>
+        new(call.Message.Request.Content is not { } content || content.TryComputeLength(out _));
+
+    async ValueTask<PipelineResponse> IProtocolTransport<PolicyCall, PipelineResponse>.SendAsync(PolicyCall call, bool async, CancellationToken cancellationToken)
     {
-        var token = await _tokenManager.GetAccessTokenAsync(message.CancellationToken).ConfigureAwait(false);
-        await SendProvedAsync(message, pipeline, currentIndex, token, synchronous).ConfigureAwait(false);
-        if (message.Response?.Status != (int)HttpStatusCode.Unauthorized)
+        if (async)
         {
-            return;
+            await ProcessNextAsync(call.Message, call.Pipeline, call.Index).ConfigureAwait(false);
+        }
+        else
+        {
+            ProcessNext(call.Message, call.Pipeline, call.Index);
         }
 
-        var fresh = await _tokenManager.RefreshAfterUnauthorizedAsync(token, Challenge(message), message.CancellationToken).ConfigureAwait(false);
-        if (fresh is null)
-        {
-            return;
-        }
-
-        message.Response?.Dispose();
-        await SendProvedAsync(message, pipeline, currentIndex, fresh, synchronous).ConfigureAwait(false);
+        return call.Message.Response!;
     }
 
-    private async ValueTask SendProvedAsync(
-        PipelineMessage message, IReadOnlyList<PipelinePolicy> pipeline, int currentIndex, string token, bool synchronous)
-    {
-        Prove(message, token);
-        await NextAsync(message, pipeline, currentIndex, synchronous).ConfigureAwait(false);
-        if (!RememberNonce(message)
-            || message.Response?.Status != (int)HttpStatusCode.Unauthorized
-            || Challenge(message)?.Contains("use_dpop_nonce", StringComparison.OrdinalIgnoreCase) != true)
-        {
-            return;
-        }
+    int IProtocolTransport<PolicyCall, PipelineResponse>.Status(PipelineResponse response) => response.Status;
 
-        message.Response?.Dispose();
-        Prove(message, token);
-        await NextAsync(message, pipeline, currentIndex, synchronous).ConfigureAwait(false);
-        RememberNonce(message);
-    }
+    string? IProtocolTransport<PolicyCall, PipelineResponse>.Header(PipelineResponse response, string name) =>
+        response.Headers.TryGetValue(name, out var value) ? value : null;
 
-    private static ValueTask NextAsync(PipelineMessage message, IReadOnlyList<PipelinePolicy> pipeline, int currentIndex, bool synchronous)
-    {
-        if (!synchronous)
-        {
-            return ProcessNextAsync(message, pipeline, currentIndex);
-        }
+    Uri? IProtocolTransport<PolicyCall, PipelineResponse>.Location(PipelineResponse response) => null; // never followed here
 
-        ProcessNext(message, pipeline, currentIndex);
-        return default;
-    }
+    BearerChallenge IProtocolTransport<PolicyCall, PipelineResponse>.Challenge(PipelineResponse response, string scheme) =>
+        BearerChallenge.FromHeaderValue(response.Headers.TryGetValue("WWW-Authenticate", out var value) ? value : null, scheme);
 
-    private void Prove(PipelineMessage message, string token)
-    {
-        SetHeader(message, token);
-        var proof = _tokenManager.CreateDPoPProof(new HttpMethod(message.Request.Method), message.Request.Uri!, token)!;
-        message.Request.Headers.Set(ProofHeader, proof);
-    }
+    void IProtocolTransport<PolicyCall, PipelineResponse>.Redirect(PolicyCall call, RedirectHop hop) =>
+        throw new NotSupportedException("A System.ClientModel pipeline follows no redirect.");
 
-    private bool RememberNonce(PipelineMessage message) =>
-        message.Response?.Headers.TryGetValue("DPoP-Nonce", out var nonce) == true
-        && _tokenManager.RememberDPoPNonce(message.Request.Uri!, nonce);
-
-    private static string? Challenge(PipelineMessage message) =>
-        message.Response?.Headers.TryGetValue("WWW-Authenticate", out var value) == true ? value : null;
-
-    private void PrepareRetry(PipelineMessage message, string token)
-    {
-        // The rejected response is not the caller's: release its connection before trying again.
-        message.Response?.Dispose();
-        SetHeader(message, token);
-    }
-
-    /// <summary>Sets the header, reusing one string per token so that a valid token costs no allocation.</summary>
-    private void SetHeader(PipelineMessage message, string token)
-    {
-        var header = Volatile.Read(ref _header);
-        if (header is null || !ReferenceEquals(header.Token, token))
-        {
-            header = new HeaderValue(token, _scheme + " " + token);
-            Volatile.Write(ref _header, header);
-        }
-
-        message.Request.Headers.Set(AuthorizationHeader, header.Value);
-    }
-
-    private static void CheckTransport(Uri? uri)
-    {
-        if (uri is null || string.Equals(uri.Scheme, Uri.UriSchemeHttps, StringComparison.OrdinalIgnoreCase))
-        {
-            return;
-        }
-
-        if (string.Equals(uri.Scheme, Uri.UriSchemeHttp, StringComparison.OrdinalIgnoreCase)
-            && (uri.IsLoopback || (IPAddress.TryParse(uri.DnsSafeHost, out var address) && IPAddress.IsLoopback(address))))
-        {
-            return;
-        }
-
-        throw new MistralAuthException(
-            $"The request to {uri.Scheme}://{uri.IdnHost} was not sent: the access token goes only over HTTPS, or plain HTTP to a loopback address (RFC 6750 §5.3). Use an https:// endpoint.");
-    }
-
-    private sealed record HeaderValue(string Token, string Value);
+    void IProtocolTransport<PolicyCall, PipelineResponse>.Dispose(PipelineResponse response) => response.Dispose();
 }

@@ -96,6 +96,11 @@ public sealed partial class MistralApiSimulator
                 {
                     return DPoPUnauthorized("invalid_token", "The token is bound to another key.");
                 }
+
+                if (ApiNonceChallenge(request) is { } challenge)
+                {
+                    return challenge;
+                }
             }
 
             if (request.Path.EndsWith("/chat/completions", StringComparison.Ordinal))

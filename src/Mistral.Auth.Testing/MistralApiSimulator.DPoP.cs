@@ -26,6 +26,50 @@ public sealed partial class MistralApiSimulator
     /// <summary>Gets how many requests, at the token endpoint or the API, were refused for their DPoP proof.</summary>
     public int DPoPProofsRejected { get; private set; }
 
+    /// <summary>
+    /// Gets or sets whether the API (with <see cref="RequireDPoP"/>) demands its own nonce in every proof (RFC 9449 §9): a
+    /// proof without the current one is answered <c>401</c> with <c>WWW-Authenticate: DPoP error="use_dpop_nonce"</c> and
+    /// the nonce in <c>DPoP-Nonce</c>. <see cref="RotateApiDPoPNonce"/> replaces the nonce, as a server does from time to time.
+    /// </summary>
+    /// <value><see langword="false"/> by default.</value>
+    public bool RequireApiDPoPNonce { get; set; }
+
+    /// <summary>Gets how many API requests were answered <c>use_dpop_nonce</c>.</summary>
+    public int ApiDPoPNonceChallenges { get; private set; }
+
+    /// <summary>Replaces the API's DPoP nonce: proofs carrying the old one are answered <c>use_dpop_nonce</c> from now on.</summary>
+    public void RotateApiDPoPNonce()
+    {
+        lock (_gate)
+        {
+            _apiNonce = NewNonce();
+        }
+    }
+
+    private string _apiNonce = NewNonce();
+
+    private static string NewNonce() => Base64UrlEncoder.Encode(RandomNumberGenerator.GetBytes(16));
+
+    /// <summary>The API's nonce check (RFC 9449 §9), after the proof itself verified. Under the lock.</summary>
+    private ResponseMessage? ApiNonceChallenge(IRequestMessage request)
+    {
+        if (!RequireApiDPoPNonce)
+        {
+            return null;
+        }
+
+        var proof = new JsonWebToken(request.Headers!["DPoP"][0]!);
+        if (proof.TryGetClaim("nonce", out var nonce) && nonce.Value == _apiNonce)
+        {
+            return null;
+        }
+
+        ApiDPoPNonceChallenges++;
+        var response = DPoPUnauthorized("use_dpop_nonce", "Resource server requires nonce in DPoP proof");
+        response.AddHeader("DPoP-Nonce", _apiNonce);
+        return response;
+    }
+
     /// <summary>Checks the request's proof (RFC 9449 §4.3); returns the key's thumbprint, or the reason it is refused. Under the lock.</summary>
     private string? VerifyProof(IRequestMessage request, string? accessToken, out string? problem)
     {

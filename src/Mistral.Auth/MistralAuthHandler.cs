@@ -1,4 +1,3 @@
-using System.Net;
 using Microsoft.Extensions.Logging;
 using Microsoft.Extensions.Logging.Abstractions;
 using Mistral.Auth.Internal;
@@ -24,27 +23,26 @@ namespace Mistral.Auth;
 /// <see cref="MistralAuthException"/> is thrown instead.
 /// </para>
 /// <para>
-/// The token goes only to an allowed host (see <see cref="MistralAuthOptions.AllowedHosts"/>), over HTTPS or to
-/// loopback, and every send that carries it is checked for the URI it actually goes to: when the inner handler followed
-/// a redirect and the redirect target answered 401, the request is sent again only if that target is allowed — with the
-/// current token, since .NET removed it on the redirect — and a 401 from a host that may not carry the token never
-/// causes a refresh.
+/// The token (and with DPoP its proof) goes only to an allowed host (see <see cref="MistralAuthOptions.AllowedHosts"/>),
+/// over HTTPS or to loopback, on every send. The handler follows redirects itself, as its primary handler was set to
+/// (it turns the primary handler's own redirect handling off at the first request, keeping its limit): each hop gets the
+/// credential only if its host is allowed and every hop before it was, and no hop to another host ever carries
+/// <c>Authorization</c> or <c>DPoP</c>.
 /// </para>
 /// <para>
-/// After a 401 the token is
-/// refreshed only if the rejected token is still the current one, so many simultaneous 401s cause one refresh; the
-/// first 401 response is disposed and the request is sent again with a byte-identical body. A second 401 is returned
-/// to the caller. A body that cannot be replayed (a stream of unknown or large length) is sent once and its 401 is
-/// returned unchanged.
+/// After a 401 the token is refreshed only if the rejected token is still the current one, so many simultaneous 401s
+/// cause one refresh; the first 401 response is disposed and the request is sent again with a byte-identical body. A
+/// second 401 is returned to the caller. A body that cannot be replayed (a stream of unknown or large length) is sent
+/// once and its 401 is returned unchanged.
 /// </para>
 /// </remarks>
-public sealed class MistralAuthHandler : DelegatingHandler
+public sealed class MistralAuthHandler : DelegatingHandler, IProtocolTransport<HttpRequestMessage, HttpResponseMessage>
 {
     private readonly TokenManager _tokenManager;
     private readonly ILogger _logger;
     private readonly BaseAddressCapture? _baseAddress;
-    private readonly bool _preserveExisting;
-    private AllowedHostSet? _allowedHosts;
+    private RequestProtocol? _protocol;
+    private object? _protocolLock;
 
     /// <summary>Creates the handler.</summary>
     /// <param name="tokenManager">The source of access tokens.</param>
@@ -69,269 +67,100 @@ public sealed class MistralAuthHandler : DelegatingHandler
         _tokenManager = tokenManager;
         _logger = (ILogger?)logger ?? NullLogger.Instance;
         _baseAddress = baseAddress;
-        _preserveExisting = tokenManager.Settings.PreserveExistingAuthorization;
     }
+
+    /// <summary>The protocol, made at the first request: the client's BaseAddress and the inner handlers are known by then.</summary>
+    private RequestProtocol Protocol =>
+        Volatile.Read(ref _protocol)
+        ?? LazyInitializer.EnsureInitialized(
+            ref _protocol,
+            ref _protocolLock,
+            () => new RequestProtocol(_tokenManager, _logger, _baseAddress?.Value, Redirects.TakeOver(InnerHandler), refuseWithheld: false));
 
     /// <inheritdoc />
     protected override Task<HttpResponseMessage> SendAsync(HttpRequestMessage request, CancellationToken cancellationToken)
     {
         ArgumentNullException.ThrowIfNull(request);
-        if ((_preserveExisting && request.Headers.Authorization is not null) || !MayCarryToken(request))
+        var protocol = Protocol;
+        if (!protocol.TryAuthorizeNow(request.RequestUri, ReplayableContent.IsReplayableAsIs(request.Content), out var state))
         {
-            return base.SendAsync(request, cancellationToken);
+            return protocol.SendAsync(this, request, async: true, cancellationToken);
         }
 
-        if (_tokenManager.DPoP is { } dpop)
-        {
-            return SendWithProofAsync(request, dpop, synchronous: false, cancellationToken);
-        }
-
-        var pendingState = _tokenManager.GetStateAsync(cancellationToken);
-        if (!pendingState.IsCompletedSuccessfully || !ReplayableContent.IsReplayableAsIs(request.Content))
-        {
-            return SendSlowAsync(request, pendingState, cancellationToken);
-        }
-
-        // Hot path: a valid token and nothing to buffer. No await, so nothing is allocated beyond what the inner
+        // Hot path: a valid bearer token and nothing to buffer. No await, so nothing is allocated beyond what the inner
         // handlers allocate.
-        var state = pendingState.Result;
-        var sentTo = request.RequestUri;
         request.Headers.Authorization = state.Header;
-        var pendingResponse = base.SendAsync(request, cancellationToken);
-        if (pendingResponse.IsCompletedSuccessfully && pendingResponse.Result.StatusCode != HttpStatusCode.Unauthorized)
-        {
-            return pendingResponse;
-        }
-
-        return CompleteAsync(request, sentTo, state, replayable: true, pendingResponse, cancellationToken);
+        var pending = base.SendAsync(request, cancellationToken);
+        return pending.IsCompletedSuccessfully && protocol.IsFinal((int)pending.Result.StatusCode)
+            ? pending
+            : protocol.ContinueAsync(this, request, state, new ValueTask<HttpResponseMessage>(pending), async: true, cancellationToken);
     }
 
     /// <inheritdoc />
     protected override HttpResponseMessage Send(HttpRequestMessage request, CancellationToken cancellationToken)
     {
         ArgumentNullException.ThrowIfNull(request);
-        if ((_preserveExisting && request.Headers.Authorization is not null) || !MayCarryToken(request))
+        var protocol = Protocol;
+        if (!protocol.TryAuthorizeNow(request.RequestUri, ReplayableContent.IsReplayableAsIs(request.Content), out var state))
         {
-            return base.Send(request, cancellationToken);
+            return protocol.SendAsync(this, request, async: false, cancellationToken).GetAwaiter().GetResult();
         }
 
-        if (_tokenManager.DPoP is { } dpop)
-        {
-            return SendWithProofAsync(request, dpop, synchronous: true, cancellationToken).GetAwaiter().GetResult();
-        }
-
-        var replayable = ReplayableContent.PrepareAsync(request.Content, cancellationToken).AsTask().GetAwaiter().GetResult();
-        var pendingState = _tokenManager.GetStateAsync(cancellationToken);
-        var state = pendingState.IsCompletedSuccessfully ? pendingState.Result : pendingState.AsTask().GetAwaiter().GetResult();
-        var sentTo = request.RequestUri;
         request.Headers.Authorization = state.Header;
         var response = base.Send(request, cancellationToken);
-        if (response.StatusCode != HttpStatusCode.Unauthorized)
-        {
-            return response;
-        }
-
-        var challenge = BearerChallenge.From(response);
-        var retry = ResolveRetryAsync(request, sentTo, state, response, challenge, cancellationToken).AsTask().GetAwaiter().GetResult();
-        if (retry is not { } fresh || !ShouldResend(request, state, fresh, replayable, response, challenge))
-        {
-            return response;
-        }
-
-        return base.Send(request, cancellationToken);
+        return protocol.IsFinal((int)response.StatusCode)
+            ? response
+            : protocol.ContinueAsync(this, request, state, new ValueTask<HttpResponseMessage>(response), async: false, cancellationToken).GetAwaiter().GetResult();
     }
 
-    /// <summary>The token goes only to an allowed host, over HTTPS or to loopback (RFC 6750 §5.3).</summary>
-    private bool MayCarryToken(HttpRequestMessage request) => MayCarryToken(request.RequestUri);
+    Uri? IProtocolTransport<HttpRequestMessage, HttpResponseMessage>.RequestUri(HttpRequestMessage request) => request.RequestUri;
 
-    private bool MayCarryToken(Uri? target)
-    {
-        var allowed = _allowedHosts ??= ResolveAllowedHosts();
-        if (allowed.Allows(target))
-        {
-            return true;
-        }
+    HttpMethod IProtocolTransport<HttpRequestMessage, HttpResponseMessage>.Method(HttpRequestMessage request) => request.Method;
 
-        _logger.TokenWithheld(target?.IdnHost ?? "(no URI)");
-        return false;
-    }
+    bool IProtocolTransport<HttpRequestMessage, HttpResponseMessage>.HasAuthorization(HttpRequestMessage request) =>
+        request.Headers.Authorization is not null;
 
-    /// <summary>
-    /// The configured <see cref="MistralAuthOptions.AllowedHosts"/>; else the client's <c>BaseAddress</c> host; else the
-    /// token endpoint's host.
-    /// </summary>
-    private AllowedHostSet ResolveAllowedHosts()
-    {
-        var settings = _tokenManager.Settings;
-        if (settings.AllowedHosts.Count > 0)
-        {
-            return new AllowedHostSet(settings.AllowedHosts);
-        }
-
-        return _baseAddress?.Value is { IsAbsoluteUri: true } baseAddress
-            ? new AllowedHostSet([baseAddress.IdnHost])
-            : new AllowedHostSet([settings.DefaultApiHost]);
-    }
-
-    /// <summary>
-    /// A send with a DPoP-bound token (RFC 9449 §7): <c>Authorization: DPoP</c> and a new proof on every send, re-sends
-    /// included. A 401 asking for the server's nonce is sent once more with it, without a refresh, and does not use up
-    /// the one refresh-and-retry a rejected token gets; the token's own 401 follows the same rule as a bearer token's.
-    /// </summary>
-    private async Task<HttpResponseMessage> SendWithProofAsync(
-        HttpRequestMessage request, DPoPContext dpop, bool synchronous, CancellationToken cancellationToken)
-    {
-        var replayable = await ReplayableContent.PrepareAsync(request.Content, cancellationToken).ConfigureAwait(false);
-        var state = await _tokenManager.GetStateAsync(cancellationToken).ConfigureAwait(false);
-        var sentTo = request.RequestUri;
-        var response = await SendProvedAsync(request, state, dpop, replayable, synchronous, cancellationToken).ConfigureAwait(false);
-        if (response.StatusCode != HttpStatusCode.Unauthorized)
-        {
-            return response;
-        }
-
-        var challenge = BearerChallenge.From(response, "DPoP");
-        var retry = await ResolveRetryAsync(request, sentTo, state, response, challenge, cancellationToken).ConfigureAwait(false);
-        if (retry is not { } fresh || !ShouldResend(request, state, fresh, replayable, response, challenge))
-        {
-            return response;
-        }
-
-        return await SendProvedAsync(request, fresh, dpop, replayable, synchronous, cancellationToken).ConfigureAwait(false);
-    }
-
-    /// <summary>One send with a proof; once more with a new proof when the 401 asks for a nonce the server just gave (§9).</summary>
-    private async Task<HttpResponseMessage> SendProvedAsync(
-        HttpRequestMessage request, AccessTokenState state, DPoPContext dpop, bool replayable, bool synchronous, CancellationToken cancellationToken)
-    {
-        Prove(request, state, dpop);
-        var response = synchronous ? base.Send(request, cancellationToken) : await base.SendAsync(request, cancellationToken).ConfigureAwait(false);
-        if (!dpop.Remember(request.RequestUri, response, tokenEndpoint: false)
-            || response.StatusCode != HttpStatusCode.Unauthorized
-            || BearerChallenge.From(response, "DPoP").Error != "use_dpop_nonce"
-            || !replayable
-            || !MayCarryToken(request.RequestUri))
-        {
-            return response;
-        }
-
-        _logger.DPoPNonceRetried(request.RequestUri?.IdnHost ?? "(no URI)");
-        _tokenManager.Telemetry.RequestRetries.Add(1);
-        response.Dispose();
-        Prove(request, state, dpop);
-        response = synchronous ? base.Send(request, cancellationToken) : await base.SendAsync(request, cancellationToken).ConfigureAwait(false);
-        dpop.Remember(request.RequestUri, response, tokenEndpoint: false);
-        return response;
-    }
-
-    /// <summary>Sets <c>Authorization: DPoP</c> and a new proof for this send, bound to the token's hash (<c>ath</c>).</summary>
-    private static void Prove(HttpRequestMessage request, AccessTokenState state, DPoPContext dpop)
-    {
+    void IProtocolTransport<HttpRequestMessage, HttpResponseMessage>.SetAuthorization(HttpRequestMessage request, AccessTokenState state) =>
         request.Headers.Authorization = state.Header;
+
+    void IProtocolTransport<HttpRequestMessage, HttpResponseMessage>.SetProof(HttpRequestMessage request, string proof)
+    {
         request.Headers.Remove(DPoPContext.ProofHeader);
-        request.Headers.TryAddWithoutValidation(DPoPContext.ProofHeader, dpop.ForRequest(request.Method, request.RequestUri!, state));
+        request.Headers.TryAddWithoutValidation(DPoPContext.ProofHeader, proof);
     }
 
-    private async Task<HttpResponseMessage> SendSlowAsync(
-        HttpRequestMessage request, ValueTask<AccessTokenState> pendingState, CancellationToken cancellationToken)
+    ValueTask<bool> IProtocolTransport<HttpRequestMessage, HttpResponseMessage>.PrepareReplayAsync(HttpRequestMessage request, CancellationToken cancellationToken) =>
+        ReplayableContent.PrepareAsync(request.Content, cancellationToken);
+
+    ValueTask<HttpResponseMessage> IProtocolTransport<HttpRequestMessage, HttpResponseMessage>.SendAsync(
+        HttpRequestMessage request, bool async, CancellationToken cancellationToken) =>
+        async ? new(base.SendAsync(request, cancellationToken)) : new(base.Send(request, cancellationToken));
+
+    int IProtocolTransport<HttpRequestMessage, HttpResponseMessage>.Status(HttpResponseMessage response) => (int)response.StatusCode;
+
+    string? IProtocolTransport<HttpRequestMessage, HttpResponseMessage>.Header(HttpResponseMessage response, string name) =>
+        response.Headers.TryGetValues(name, out var values) ? values.LastOrDefault() : null;
+
+    Uri? IProtocolTransport<HttpRequestMessage, HttpResponseMessage>.Location(HttpResponseMessage response) => response.Headers.Location;
+
+    BearerChallenge IProtocolTransport<HttpRequestMessage, HttpResponseMessage>.Challenge(HttpResponseMessage response, string scheme) =>
+        BearerChallenge.From(response, scheme);
+
+    void IProtocolTransport<HttpRequestMessage, HttpResponseMessage>.Redirect(HttpRequestMessage request, RedirectHop hop)
     {
-        // Buffer before the first send, so the body can be sent again byte for byte after a 401.
-        var replayable = await ReplayableContent.PrepareAsync(request.Content, cancellationToken).ConfigureAwait(false);
-        var state = await pendingState.ConfigureAwait(false);
-        var sentTo = request.RequestUri;
-        request.Headers.Authorization = state.Header;
-        return await CompleteAsync(request, sentTo, state, replayable, base.SendAsync(request, cancellationToken), cancellationToken)
-            .ConfigureAwait(false);
-    }
-
-    private async Task<HttpResponseMessage> CompleteAsync(
-        HttpRequestMessage request,
-        Uri? sentTo,
-        AccessTokenState state,
-        bool replayable,
-        Task<HttpResponseMessage> pendingResponse,
-        CancellationToken cancellationToken)
-    {
-        var response = await pendingResponse.ConfigureAwait(false);
-        if (response.StatusCode != HttpStatusCode.Unauthorized)
+        request.RequestUri = hop.Target;
+        request.Headers.Authorization = null;
+        request.Headers.Remove(DPoPContext.ProofHeader);
+        if (hop.SwitchToGet)
         {
-            return response;
-        }
-
-        var challenge = BearerChallenge.From(response);
-        var retry = await ResolveRetryAsync(request, sentTo, state, response, challenge, cancellationToken).ConfigureAwait(false);
-        if (retry is not { } fresh || !ShouldResend(request, state, fresh, replayable, response, challenge))
-        {
-            return response;
-        }
-
-        // Sent once more; whatever comes back, a second 401 included, goes to the caller.
-        return await base.SendAsync(request, cancellationToken).ConfigureAwait(false);
-    }
-
-    /// <summary>
-    /// After a 401, the token to send again with, or <see langword="null"/> to return the 401 as it is. The request's
-    /// URI is read again: an inner handler that followed a redirect has rewritten it, and the re-send goes there.
-    /// </summary>
-    /// <remarks>
-    /// A host outside the allow-list never gets the token and its 401 never causes a refresh. A redirect target that
-    /// is allowed answered a request from which .NET had removed the token (it drops <c>Authorization</c> on every
-    /// redirect), so it rejected nothing of ours: the current token is sent there once, without a refresh. Otherwise the
-    /// 401's Bearer challenge decides (RFC 6750 §3): <c>invalid_request</c> and <c>insufficient_scope</c> are not
-    /// fixed by a new token, so the 401 is returned; <c>invalid_token</c>, no error, or no readable challenge refresh
-    /// once.
-    /// </remarks>
-    private async ValueTask<AccessTokenState?> ResolveRetryAsync(
-        HttpRequestMessage request,
-        Uri? sentTo,
-        AccessTokenState rejected,
-        HttpResponseMessage response,
-        BearerChallenge challenge,
-        CancellationToken cancellationToken)
-    {
-        var target = request.RequestUri;
-        if (!MayCarryToken(target))
-        {
-            return null;
-        }
-
-        try
-        {
-            if (!Equals(target, sentTo))
+            request.Method = HttpMethod.Get;
+            request.Content = null;
+            if (request.Headers.TransferEncodingChunked == true)
             {
-                return await _tokenManager.GetStateAsync(cancellationToken).ConfigureAwait(false);
+                request.Headers.TransferEncodingChunked = false;
             }
-
-            if (challenge.NewTokenCannotHelp)
-            {
-                _tokenManager.RecordRefreshDeclined(challenge, _logger, rejected.Fingerprint);
-                return null;
-            }
-
-            return await _tokenManager.RefreshAfterRejectionCoreAsync(rejected, cancellationToken).ConfigureAwait(false);
-        }
-        catch
-        {
-            response.Dispose();
-            throw;
         }
     }
 
-    private bool ShouldResend(
-        HttpRequestMessage request, AccessTokenState rejected, AccessTokenState fresh, bool replayable, HttpResponseMessage response, BearerChallenge challenge)
-    {
-        if (!replayable)
-        {
-            _logger.UnauthorizedNotReplayable(rejected.Fingerprint);
-            return false;
-        }
-
-        var error = challenge.ErrorTag;
-        _logger.UnauthorizedRetried(error, rejected.Fingerprint, fresh.Fingerprint);
-        _tokenManager.Telemetry.RequestRetries.Add(1);
-        _tokenManager.Telemetry.Unauthorized.Add(1, new("error", error), new("outcome", "retried"));
-        response.Dispose();
-        request.Headers.Authorization = fresh.Header;
-        return true;
-    }
+    void IProtocolTransport<HttpRequestMessage, HttpResponseMessage>.Dispose(HttpResponseMessage response) => response.Dispose();
 }

@@ -315,7 +315,7 @@ public sealed class TokenManager : IDisposable
 
         var state = Volatile.Read(ref _state);
         return state is not null && string.Equals(state.AccessToken, accessToken, StringComparison.Ordinal)
-            ? _dpop.ForRequest(method, requestUri, state)
+            ? _dpop.ForRequest(method, requestUri, state, out _)
             : _dpop.ForRequest(method, requestUri, DPoPKey.AccessTokenHash(accessToken));
     }
 
@@ -481,7 +481,7 @@ public sealed class TokenManager : IDisposable
     /// The hot path of <see cref="GetAccessTokenAsync"/> and the handler: the current token while its refresh point has
     /// not come, read without a lock or a clock; <see langword="null"/> sends the caller to the exact path.
     /// </summary>
-    private AccessTokenState? FreshState()
+    internal AccessTokenState? FreshState()
     {
         var state = Volatile.Read(ref _state);
         return state is not null && !state.IsRefreshDue ? state : null;

@@ -5,6 +5,7 @@ using System.Net.Http.Headers;
 using System.Net.Http.Json;
 using Microsoft.Extensions.AI;
 using Microsoft.Extensions.DependencyInjection;
+using Microsoft.Extensions.Logging;
 using Mistral.Auth.ClientModel;
 using Mistral.Auth.Testing;
 using Mistral.Auth.Tests.Helpers;
@@ -228,6 +229,56 @@ public class RealClientTests
 
         Assert.Contains("HTTPS", error.Message, StringComparison.Ordinal);
         Assert.Equal(0, h.Simulator.TokenRequests);
+    }
+
+    [Theory]
+    [InlineData("token", false)]
+    [InlineData("token", true)]
+    [InlineData("api key", false)]
+    [InlineData("api key", true)]
+    public async Task OpenAiSdk_PolicyFromDependencyInjection_PointedAtAnotherHost_SendsItNoCredential(string mode, bool listed)
+    {
+        using var logging = new TestLogging();
+        using var simulator = MistralApiSimulator.Start();
+        var services = new ServiceCollection().AddLogging(b => b.SetMinimumLevel(LogLevel.Trace).AddProvider(logging.Provider));
+        services.AddMistralAuth(o =>
+        {
+            if (mode == "token")
+            {
+                o.UseSimulator(simulator);
+            }
+            else
+            {
+                o.ApiKey = "sk-live-0123456789abcdef";
+            }
+
+            if (listed)
+            {
+                o.AllowedHosts.Add("api.mistral.ai");
+            }
+        }).AddAuthenticationPolicy();
+        await using var provider = services.BuildServiceProvider();
+        var sent = new List<HttpRequestMessage>();
+        using var wire = new HttpClient(new CallbackHandler(request =>
+        {
+            lock (sent)
+            {
+                sent.Add(request);
+            }
+
+            return new HttpResponseMessage(HttpStatusCode.OK) { Content = JsonContent.Create(new { id = "x" }) };
+        }));
+        var chat = new OpenAIClient(
+            provider.GetRequiredService<MistralAuthenticationPolicy>(),
+            new OpenAIClientOptions { Endpoint = new Uri("https://evil.example/v1"), Transport = new HttpClientPipelineTransport(wire) })
+            .GetChatClient(Model);
+
+        var error = await Assert.ThrowsAsync<MistralAuthException>(() => chat.CompleteChatAsync([new UserChatMessage("Bonjour")], cancellationToken: Ct));
+
+        Assert.Contains("evil.example", error.Message, StringComparison.Ordinal);
+        Assert.Empty(sent); // not even without the header: the client is pointed at a service it may not authenticate to
+        Assert.Contains(logging.Records, r => r.Id.Name == "TokenWithheld" && r.Id.Id == 14 && r.Message.Contains("evil.example", StringComparison.Ordinal));
+        Assert.Equal(0, simulator.TokenRequests);
     }
 
     private sealed class CallbackHandler(Func<HttpRequestMessage, HttpResponseMessage> respond) : HttpMessageHandler

@@ -1,4 +1,3 @@
-using System.Net;
 using Microsoft.Extensions.Options;
 
 namespace Mistral.Auth.Internal;
@@ -213,7 +212,7 @@ internal sealed class MistralAuthOptionsValidator : IValidateOptions<MistralAuth
             return;
         }
 
-        if (endpoint.Scheme != Uri.UriSchemeHttps && !(endpoint.Scheme == Uri.UriSchemeHttp && IsLoopback(endpoint)))
+        if (!SecureTransport.Allows(endpoint))
         {
             failures.Add("MistralAuthOptions.TokenEndpoint must use HTTPS (plain HTTP is allowed only to a loopback address).");
         }
@@ -242,7 +241,7 @@ internal sealed class MistralAuthOptionsValidator : IValidateOptions<MistralAuth
         {
             failures.Add("MistralAuthOptions.Authority must be an absolute URI, the issuer identifier exactly as the server publishes it.");
         }
-        else if (authority.Scheme != Uri.UriSchemeHttps && !(authority.Scheme == Uri.UriSchemeHttp && IsLoopback(authority)))
+        else if (!SecureTransport.Allows(authority))
         {
             failures.Add("MistralAuthOptions.Authority must use HTTPS (plain HTTP is allowed only to a loopback address).");
         }
@@ -371,7 +370,4 @@ internal sealed class MistralAuthOptionsValidator : IValidateOptions<MistralAuth
 
         return null;
     }
-
-    internal static bool IsLoopback(Uri uri) =>
-        uri.IsLoopback || (IPAddress.TryParse(uri.DnsSafeHost, out var address) && IPAddress.IsLoopback(address));
 }

@@ -14,6 +14,9 @@ internal sealed class DPoPContext(DPoPKey key, TimeProvider time) : IDisposable
 
     public const string NonceHeader = "DPoP-Nonce";
 
+    /// <summary>The error a server answers when a proof lacks its current nonce (RFC 9449 §8, §9).</summary>
+    public const string UseNonceError = "use_dpop_nonce";
+
     /// <summary>Origins remembered at most; the hosts a token may go to are few, so this only bounds a misbehaving server.</summary>
     private const int MaxOrigins = 64;
 
@@ -21,39 +24,45 @@ internal sealed class DPoPContext(DPoPKey key, TimeProvider time) : IDisposable
 
     public DPoPKey Key => key;
 
-    /// <summary>A proof for one POST to the token endpoint, with its newest nonce and no <c>ath</c> (no token is presented).</summary>
-    public string ForTokenEndpoint(Uri endpoint) =>
-        key.CreateProof("POST", endpoint, time.GetUtcNow(), NonceFor(endpoint, tokenEndpoint: true), accessTokenHash: null);
+    /// <summary>
+    /// A proof for one POST to the token endpoint, with its newest nonce (returned in <paramref name="nonce"/>) and no
+    /// <c>ath</c> (no token is presented).
+    /// </summary>
+    public string ForTokenEndpoint(Uri endpoint, out string? nonce)
+    {
+        nonce = NonceFor(endpoint, tokenEndpoint: true);
+        return key.CreateProof("POST", endpoint, time.GetUtcNow(), nonce, accessTokenHash: null);
+    }
 
     /// <summary>
     /// A proof for one API request presenting <paramref name="presented"/>, signed with the key it is bound to and
-    /// carrying its <c>ath</c> and the API's newest nonce.
+    /// carrying its <c>ath</c> and the API's newest nonce (returned in <paramref name="nonce"/>).
     /// </summary>
-    public string ForRequest(HttpMethod method, Uri target, AccessTokenState presented) =>
-        (presented.BoundKey ?? key).CreateProof(
-            method.Method, target, time.GetUtcNow(), NonceFor(target, tokenEndpoint: false), presented.AccessTokenHash);
+    public string ForRequest(HttpMethod method, Uri target, AccessTokenState presented, out string? nonce)
+    {
+        nonce = NonceFor(target, tokenEndpoint: false);
+        return (presented.BoundKey ?? key).CreateProof(method.Method, target, time.GetUtcNow(), nonce, presented.AccessTokenHash);
+    }
 
     /// <summary>A proof for one API request presenting a token known only by its <c>ath</c>, signed with this credential's key.</summary>
     public string ForRequest(HttpMethod method, Uri target, string accessTokenHash) =>
         key.CreateProof(method.Method, target, time.GetUtcNow(), NonceFor(target, tokenEndpoint: false), accessTokenHash);
 
-    /// <summary>The newest nonce the token endpoint (or the API) at the origin of <paramref name="target"/> gave, if any.</summary>
-    private string? NonceFor(Uri target, bool tokenEndpoint) => _nonces.TryGetValue(NonceKey(target, tokenEndpoint), out var nonce) ? nonce : null;
-
     /// <summary>
-    /// Keeps the <c>DPoP-Nonce</c> a server sent with any answer. Returns whether it is new, so a request refused
-    /// for want of it is worth sending again.
+    /// After an answer from <paramref name="target"/>: keeps the nonce it carried (<paramref name="answered"/>, if any),
+    /// and says whether the newest nonce known for that origin differs from the one the request's own proof carried
+    /// (<paramref name="carried"/>). A request refused for want of a nonce is worth sending once more exactly then —
+    /// whichever request stored the nonce, so many refused at once are all sent again (RFC 9449 §8, §9).
     /// </summary>
-    public bool Remember(Uri? target, HttpResponseMessage response, bool tokenEndpoint)
+    public bool HasNewerNonce(Uri target, string? carried, string? answered, bool tokenEndpoint)
     {
-        if (target is null || !target.IsAbsoluteUri
-            || !response.Headers.TryGetValues(NonceHeader, out var values))
+        if (answered is not null)
         {
-            return false;
+            Remember(target, answered, tokenEndpoint);
         }
 
-        var nonce = values.LastOrDefault();
-        return nonce is not null && Remember(target, nonce, tokenEndpoint);
+        var newest = NonceFor(target, tokenEndpoint);
+        return newest is not null && !string.Equals(newest, carried, StringComparison.Ordinal);
     }
 
     /// <summary>Keeps <paramref name="nonce"/> from the origin of <paramref name="target"/>; whether it is new.</summary>
@@ -99,6 +108,9 @@ internal sealed class DPoPContext(DPoPKey key, TimeProvider time) : IDisposable
 
         return true;
     }
+
+    /// <summary>The newest nonce the token endpoint (or the API) at the origin of <paramref name="target"/> gave, if any.</summary>
+    private string? NonceFor(Uri target, bool tokenEndpoint) => _nonces.TryGetValue(NonceKey(target, tokenEndpoint), out var nonce) ? nonce : null;
 
     private static string NonceKey(Uri target, bool tokenEndpoint) =>
         (tokenEndpoint ? "token " : "api ") + target.GetComponents(UriComponents.SchemeAndServer, UriFormat.UriEscaped);

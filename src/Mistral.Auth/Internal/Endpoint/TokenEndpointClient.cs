@@ -162,16 +162,19 @@ internal sealed class TokenEndpointClient : IDisposable
     {
         var endpoint = call.Target.Endpoint;
         var answer = await PostAsync(call, cancellationToken).ConfigureAwait(false);
-        if (dpop.Remember(endpoint, answer, tokenEndpoint: true) && AsksForDPoPNonce(answer))
+        if (dpop.HasNewerNonce(endpoint, call.ProofNonce, NonceOf(answer), tokenEndpoint: true) && AsksForDPoPNonce(answer))
         {
-            // RFC 9449 §8: the server wants its nonce in the proof. It processed nothing, so the grant is sent once
-            // more at once, with a new proof (and a new client assertion), not as a retry.
+            // RFC 9449 §8: the server wants a nonce this proof did not carry. It processed nothing, so the grant is sent
+            // once more at once, with a new proof (and a new client assertion), not as a retry.
             answer.Dispose();
             answer = await PostAsync(call, cancellationToken).ConfigureAwait(false);
-            dpop.Remember(endpoint, answer, tokenEndpoint: true);
+            dpop.HasNewerNonce(endpoint, call.ProofNonce, NonceOf(answer), tokenEndpoint: true);
         }
 
         return answer;
+
+        static string? NonceOf(HttpResponseMessage answer) =>
+            answer.Headers.TryGetValues(DPoPContext.NonceHeader, out var values) ? values.LastOrDefault() : null;
     }
 
     /// <summary>One POST of the grant: a fresh client proof (and DPoP proof), the answer read within the attempt.</summary>
@@ -188,7 +191,8 @@ internal sealed class TokenEndpointClient : IDisposable
         request.Headers.Authorization = proof.Authorization;
         if (_dpop is not null)
         {
-            request.Headers.TryAddWithoutValidation(DPoPContext.ProofHeader, _dpop.ForTokenEndpoint(target.Endpoint));
+            request.Headers.TryAddWithoutValidation(DPoPContext.ProofHeader, _dpop.ForTokenEndpoint(target.Endpoint, out var nonce));
+            call.ProofNonce = nonce;
         }
 
         HttpResponseMessage attemptResponse;
@@ -211,7 +215,7 @@ internal sealed class TokenEndpointClient : IDisposable
     private static bool AsksForDPoPNonce(HttpResponseMessage response) =>
         response.StatusCode == HttpStatusCode.BadRequest
         && response.Content is BufferedBody buffered
-        && TokenResponseReader.ErrorCode(response, buffered.Body) == "use_dpop_nonce";
+        && TokenResponseReader.ErrorCode(response, buffered.Body) == DPoPContext.UseNonceError;
 
     public void Dispose()
     {
@@ -242,6 +246,9 @@ internal sealed class TokenEndpointClient : IDisposable
 
         /// <summary>The client assertion of the last attempt: a credential too, scrubbed from what the server says.</summary>
         public string? Assertion { get; set; }
+
+        /// <summary>The nonce the last POST's DPoP proof carried, if any.</summary>
+        public string? ProofNonce { get; set; }
     }
 
     /// <summary>

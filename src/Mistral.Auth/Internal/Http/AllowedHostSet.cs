@@ -16,9 +16,11 @@ internal sealed class AllowedHostSet
     private readonly string[] _exact;
     private readonly string[] _suffixes;
     private readonly string[] _prefixes;
+    private readonly string _shown;
 
     public AllowedHostSet(IEnumerable<string> hosts)
     {
+        _shown = string.Join(", ", hosts);
         var exact = new List<string>();
         var suffixes = new List<string>();
         var unicode = new List<string>();
@@ -54,7 +56,7 @@ internal sealed class AllowedHostSet
         foreach (var host in exact.Concat(unicode))
         {
             // A loopback host is usually reached over plain HTTP, any other over HTTPS: the likelier prefix goes first.
-            if (Uri.TryCreate($"http://{host}/", UriKind.Absolute, out var plain) && MistralAuthOptionsValidator.IsLoopback(plain))
+            if (Uri.TryCreate($"http://{host}/", UriKind.Absolute, out var plain) && SecureTransport.IsLoopback(plain))
             {
                 prefixes.Add($"http://{host}/");
             }
@@ -64,6 +66,25 @@ internal sealed class AllowedHostSet
 
         _prefixes = [.. prefixes];
     }
+
+    /// <summary>
+    /// The hosts a client's requests may carry the token to: <see cref="MistralAuthOptions.AllowedHosts"/>; else the
+    /// host of the client's <c>BaseAddress</c>; else the token endpoint's (or the authority's) host.
+    /// </summary>
+    public static AllowedHostSet For(MistralAuthOptions settings, Uri? baseAddress)
+    {
+        if (settings.AllowedHosts.Count > 0)
+        {
+            return new AllowedHostSet(settings.AllowedHosts);
+        }
+
+        return baseAddress is { IsAbsoluteUri: true }
+            ? new AllowedHostSet([baseAddress.IdnHost])
+            : new AllowedHostSet([settings.DefaultApiHost]);
+    }
+
+    /// <summary>The hosts as configured, for messages.</summary>
+    public override string ToString() => _shown;
 
     public bool Allows(Uri? uri)
     {
@@ -115,9 +136,7 @@ internal sealed class AllowedHostSet
         }
 
         // Then the transport: HTTPS, or plain HTTP to a loopback address only (RFC 6750 §5.3).
-        return known
-            && (ReferenceEquals(uri.Scheme, Uri.UriSchemeHttps) || uri.Scheme == Uri.UriSchemeHttps
-                || (uri.Scheme == Uri.UriSchemeHttp && (uri.IsLoopback || MistralAuthOptionsValidator.IsLoopback(uri))));
+        return known && SecureTransport.Allows(uri);
     }
 
     public static bool IsValidEntry(string? entry)

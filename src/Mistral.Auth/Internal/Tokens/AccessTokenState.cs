@@ -40,6 +40,11 @@ internal sealed class AccessTokenState
     /// <summary>The <c>Authorization</c> header value for this token, built once and shared by every request.</summary>
     public AuthenticationHeaderValue Header { get; }
 
+    /// <summary>The same header value as text (<c>Bearer …</c> or <c>DPoP …</c>), for clients that set headers as strings.</summary>
+    public string HeaderText => _headerText ??= $"{Header.Scheme} {AccessToken}";
+
+    private string? _headerText;
+
     /// <summary>The <see cref="TimeProvider.GetTimestamp"/> at which a background refresh starts.</summary>
     public long RefreshAt { get; }
 

@@ -182,7 +182,7 @@ internal sealed class AuthorizationServerDiscovery
                 throw Failure($"{shown} publishes no absolute token_endpoint");
             }
 
-            if (!(endpoint.Scheme == Uri.UriSchemeHttps || (endpoint.Scheme == Uri.UriSchemeHttp && endpoint.IsLoopback))
+            if (!SecureTransport.Allows(endpoint)
                 || endpoint.UserInfo.Length > 0 || endpoint.Fragment.Length > 0)
             {
                 throw Failure($"{shown} publishes the token_endpoint {TokenEndpointClient.ForMessages(endpoint)}, which is not HTTPS (plain HTTP is allowed only on loopback) or carries user information or a fragment; credentials are not sent there");
