@@ -52,7 +52,8 @@ internal static class MistralAuthCommand
 
                 return await RunWithManagerAsync(args[0], settings, stdout, stderr, environment, time).ConfigureAwait(false);
             default:
-                await stderr.WriteLineAsync($"mistral-auth: unknown command '{args[0]}'\n\n{Usage}").ConfigureAwait(false);
+                // Never echoed: a value typed in the wrong place may be a secret.
+                await stderr.WriteLineAsync($"mistral-auth: the first argument is not a command (inspect, token or check)\n\n{Usage}").ConfigureAwait(false);
                 return ExitCodes.Usage;
         }
     }
@@ -137,7 +138,11 @@ internal static class MistralAuthCommand
             var name = args[i];
             if (i + 1 >= args.Length || name is not ("--config" or "--section" or "--store"))
             {
-                problem = name is "--config" or "--section" or "--store" ? $"{name} needs a value" : $"unknown option '{name}'";
+                // An argument is named by its position, never shown: `check MistralAuth:ClientSecret=…` typed by
+                // mistake must not put the secret on the screen or in a CI log. (i + 2: the command is argument 1.)
+                problem = name is "--config" or "--section" or "--store"
+                    ? $"{name} needs a value"
+                    : $"argument {i + 2} is not an option (--config, --section or --store); settings go in the configuration file or MistralAuth__* environment variables";
                 return false;
             }
 

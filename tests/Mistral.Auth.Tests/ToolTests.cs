@@ -140,6 +140,19 @@ public sealed class ToolTests : IDisposable
         Assert.Equal(2, result.Code);
     }
 
+    [Theory]
+    [InlineData("check", "MistralAuth:ClientSecret=typed-by-mistake-0f9e8d7c", "argument 2 is not an option")]
+    [InlineData("token", "--store", "--store needs a value")]
+    [InlineData("sk-live-typed-by-mistake-0f9e8d7c", null, "the first argument is not a command")]
+    public async Task UsageErrors_NeverEchoAnArgumentsValue(string first, string? second, string expected)
+    {
+        var result = await RunAsync(Settings(), second is null ? [first] : [first, second]);
+
+        Assert.Equal(2, result.Code);
+        Assert.Contains(expected, result.Stderr, StringComparison.Ordinal);
+        Assert.DoesNotContain("typed-by-mistake", result.Stdout + result.Stderr, StringComparison.Ordinal);
+    }
+
     public void Dispose()
     {
         _simulator.Dispose();
