@@ -77,6 +77,25 @@ public class BadInputTests(WireMockFixture fixture) : IClassFixture<WireMockFixt
         Assert.Single(server.LogEntries); // a bad answer is not retried
     }
 
+    [Theory]
+    [InlineData("The request is malformed.", "error 'invalid_request': The request is malformed.")]
+    [InlineData("Slow down!", "error 'invalid_request': Slow down!")]
+    [InlineData("Which one?", "error 'invalid_request': Which one?")]
+    [InlineData("no full stop", "error 'invalid_request': no full stop.")]
+    public async Task GetAccessTokenAsync_ErrorDescriptionEndingItsSentence_MessageEndsOnce(string description, string expectedEnd)
+    {
+        var server = fixture.Reset();
+        server.Given(Request.Create().WithPath("/auth/token").UsingPost()).RespondWith(Response.Create().WithStatusCode(400)
+            .WithHeader("Content-Type", "application/json").WithBody($$"""{"error":"invalid_request","error_description":"{{description}}"}"""));
+        using var manager = CreateManager(fixture.TokenEndpoint);
+
+        var error = await Assert.ThrowsAsync<MistralAuthException>(() => manager.GetAccessTokenAsync(Ct).AsTask());
+
+        Assert.EndsWith(expectedEnd, error.Message, StringComparison.Ordinal);
+        Assert.DoesNotContain("..", error.Message, StringComparison.Ordinal);
+        Assert.Equal(description, error.ErrorDescription);
+    }
+
     [Fact]
     public async Task GetAccessTokenAsync_RefusedConnection_SaysTheEndpointCouldNotBeReached()
     {

@@ -111,7 +111,11 @@ internal sealed class TokenResponseReader(string endpointForMessages)
             message.Append(CultureInfo.InvariantCulture, $" ({TokenEndpointClient.Attempts(attempts)})");
         }
 
-        message.Append('.');
+        if (message[^1] is not ('.' or '!' or '?'))
+        {
+            message.Append('.'); // not after a description that already ends its sentence
+        }
+
         return new MistralAuthException(message.ToString(), error, description)
         {
             StatusCode = (int)response.StatusCode,
