@@ -1,3 +1,4 @@
+using System.Runtime.CompilerServices;
 using Microsoft.Extensions.Logging;
 using Microsoft.Extensions.Logging.Abstractions;
 using Mistral.Auth.Internal;
@@ -70,9 +71,11 @@ public sealed class MistralAuthHandler : DelegatingHandler, IProtocolTransport<H
     }
 
     /// <summary>The protocol, made at the first request: the client's BaseAddress and the inner handlers are known by then.</summary>
-    private RequestProtocol Protocol =>
-        Volatile.Read(ref _protocol)
-        ?? LazyInitializer.EnsureInitialized(
+    private RequestProtocol Protocol => Volatile.Read(ref _protocol) ?? StartProtocol();
+
+    [MethodImpl(MethodImplOptions.NoInlining)]
+    private RequestProtocol StartProtocol() =>
+        LazyInitializer.EnsureInitialized(
             ref _protocol,
             ref _protocolLock,
             () => new RequestProtocol(_tokenManager, _logger, _baseAddress?.Value, Redirects.TakeOver(InnerHandler), refuseWithheld: false));

@@ -1,4 +1,5 @@
 using System.Globalization;
+using System.Runtime.CompilerServices;
 using System.Net;
 using System.Net.Sockets;
 
@@ -86,14 +87,22 @@ internal sealed class AllowedHostSet
     /// <summary>The hosts as configured, for messages.</summary>
     public override string ToString() => _shown;
 
-    public bool Allows(Uri? uri)
+    /// <summary>Whether <paramref name="uri"/> may carry the token: an allowed host, over HTTPS (or HTTP to loopback).</summary>
+    /// <remarks>
+    /// On every request, so the likeliest case is decided first and inline: the URI starts with the first allowed
+    /// "scheme://host/" exactly as written (URIs are almost always lower case, and an ordinal prefix is the cheapest test).
+    /// </remarks>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    public bool Allows(Uri? uri) =>
+        uri is not null && ((_prefixes.Length > 0 && uri.OriginalString.AsSpan().StartsWith(_prefixes[0])) || AllowsSlow(uri));
+
+    private bool AllowsSlow(Uri uri)
     {
-        if (uri is null || !uri.IsAbsoluteUri)
+        if (!uri.IsAbsoluteUri)
         {
             return false;
         }
 
-        // Ordinal first, over all prefixes: URIs are almost always lower case, and that comparison is the cheapest.
         var text = uri.OriginalString;
         foreach (var prefix in _prefixes)
         {

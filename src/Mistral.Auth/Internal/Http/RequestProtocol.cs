@@ -1,4 +1,5 @@
 using System.Diagnostics.CodeAnalysis;
+using System.Runtime.CompilerServices;
 using Microsoft.Extensions.Logging;
 
 namespace Mistral.Auth.Internal;
@@ -55,6 +56,7 @@ internal sealed class RequestProtocol
     /// The hot path: the header to send at once, when nothing else can be needed before the first send — a bearer token
     /// valid now, an allowed URI, a body that can be sent again as it is. Otherwise <see cref="SendAsync"/>.
     /// </summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
     public bool TryAuthorizeNow(Uri? uri, bool bodyReplayableAsIs, [NotNullWhen(true)] out AccessTokenState? state)
     {
         state = _hotPath && bodyReplayableAsIs ? _manager.FreshState() : null;
@@ -62,6 +64,7 @@ internal sealed class RequestProtocol
     }
 
     /// <summary>Whether an answer to a request sent on the hot path goes to the caller as it is.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
     public bool IsFinal(int status) => status != 401 && !(_redirects.Follow && RedirectRule.IsRedirect(status));
 
     /// <summary>A request from its start: the credential where it may go, then whatever the answers call for.</summary>
