@@ -59,4 +59,7 @@ public sealed class MistralAuthException : Exception
 
     /// <summary>Gets the HTTP status code of the token endpoint's answer, or <see langword="null"/> when there was none.</summary>
     public int? StatusCode { get; init; }
+
+    /// <summary>How long the token endpoint asked not to be called (its <c>Retry-After</c>, or an open circuit's break).</summary>
+    internal TimeSpan? RetryAfter { get; set; }
 }

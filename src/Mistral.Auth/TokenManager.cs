@@ -1,4 +1,5 @@
 using System.Diagnostics.Metrics;
+using System.Runtime.CompilerServices;
 using Microsoft.Extensions.Logging;
 using Microsoft.Extensions.Logging.Abstractions;
 using Microsoft.Extensions.Options;
@@ -38,6 +39,7 @@ public sealed class TokenManager : IDisposable
     private readonly ClientCredentialState _credentials;
     private readonly ICredentialAcquirer _acquirer;
     private readonly IDisposable? _optionsChange;
+    private readonly string _optionsName;
 
     private MistralAuthTelemetry? _instruments;
     private RefreshTelemetry? _refreshTelemetry;
@@ -144,6 +146,7 @@ public sealed class TokenManager : IDisposable
 
         // An API key starts out valid (and is never refreshed); the others are fetched on first use.
         _state = _acquirer.InitialState;
+        _optionsName = optionsName ?? Options.DefaultName;
         _optionsChange = optionsMonitor?.OnChange(OnOptionsChanged);
     }
 
@@ -481,6 +484,7 @@ public sealed class TokenManager : IDisposable
     /// The hot path of <see cref="GetAccessTokenAsync"/> and the handler: the current token while its refresh point has
     /// not come, read without a lock or a clock; <see langword="null"/> sends the caller to the exact path.
     /// </summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
     internal AccessTokenState? FreshState()
     {
         var state = Volatile.Read(ref _state);
@@ -560,8 +564,15 @@ public sealed class TokenManager : IDisposable
         if (_credentialsRejected is { } rejected)
         {
             // Fail fast: calling the server again with the same credentials cannot succeed.
-            return Task.FromException<AccessTokenState>(
-                new MistralAuthException(rejected.Message, rejected.Error, rejected.ErrorDescription, rejected) { StatusCode = rejected.StatusCode });
+            return Task.FromException<AccessTokenState>(Repeat(rejected));
+        }
+
+        if (_endpoint is not null && _lastFailure is { } recent && !_schedule.MayRefreshNow(_time.GetTimestamp()))
+        {
+            // Backing off after a failed attempt at the token endpoint: whoever arrives meanwhile gets that failure at once,
+            // and the endpoint is not called again until the backoff has run out (a success, new credentials or a
+            // configuration change end it). An API key or a token source calls no endpoint of ours: not held back.
+            return Task.FromException<AccessTokenState>(Repeat(recent));
         }
 
         var attempt = _attempt = runHere = new RefreshAttempt(reason, _lastRejectedAccessToken, _state);
@@ -669,7 +680,7 @@ public sealed class TokenManager : IDisposable
             else
             {
                 _lastFailure = failure;
-                retryDelay = _schedule.Failed();
+                retryDelay = _schedule.Failed(failure?.RetryAfter);
                 if (failure?.RequiresNewCredentials == true)
                 {
                     _credentialsRejected = failure;
@@ -681,6 +692,10 @@ public sealed class TokenManager : IDisposable
             return (previous, retryDelay);
         }
     }
+
+    /// <summary>A failure given again to a caller who arrives while it stands: the same message and OAuth error, the original inside.</summary>
+    private static MistralAuthException Repeat(MistralAuthException failure) =>
+        new(failure.Message, failure.Error, failure.ErrorDescription, failure) { StatusCode = failure.StatusCode };
 
     private void CredentialsReplaced()
     {
@@ -699,7 +714,17 @@ public sealed class TokenManager : IDisposable
     /// </summary>
     private void OnOptionsChanged(MistralAuthOptions options, string? name)
     {
-        if (_disposed.IsCancellationRequested || !_acquirer.FollowsConfiguration(name))
+        if (_disposed.IsCancellationRequested || (name ?? Options.DefaultName) != _optionsName)
+        {
+            return;
+        }
+
+        lock (_gate)
+        {
+            _schedule.ResetBackoff(); // a changed configuration deserves an attempt now
+        }
+
+        if (!_acquirer.FollowsConfiguration(name))
         {
             return;
         }

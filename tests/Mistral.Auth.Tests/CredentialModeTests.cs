@@ -259,6 +259,7 @@ public class CredentialModeTests
         Assert.Equal(HealthStatus.Unhealthy, unhealthy.Status);
         Assert.Contains("No valid access token", unhealthy.Entries["mistral-auth"].Description, StringComparison.Ordinal);
 
+        time.Advance(TimeSpan.FromMinutes(1)); // past the backoff after the failed attempt
         await manager.GetAccessTokenAsync(Ct); // the endpoint answers again
         Assert.Equal(HealthStatus.Healthy, (await health.CheckHealthAsync(Ct)).Status);
     }

@@ -1,11 +1,27 @@
 using Microsoft.Extensions.Logging;
 using Mistral.Auth.Tests.Helpers;
+using WireMock.RequestBuilders;
+using WireMock.ResponseBuilders;
 
 namespace Mistral.Auth.Tests;
 
 public class FailureSemanticsTests
 {
     private static CancellationToken Ct => TestContext.Current.CancellationToken;
+
+    /// <summary>Every token request is refused; returns how many arrived.</summary>
+    private static Func<int> RefuseTokenRequests(Harness h, int status, string body, int? retryAfterSeconds = null)
+    {
+        var response = Response.Create().WithStatusCode(status).WithHeader("Content-Type", "application/json").WithBody(body);
+        if (retryAfterSeconds is { } seconds)
+        {
+            response = response.WithHeader("Retry-After", seconds.ToString(System.Globalization.CultureInfo.InvariantCulture));
+        }
+
+        h.Simulator.Server.Given(Request.Create().WithPath("/auth/token").UsingPost()).AtPriority(1).RespondWith(response);
+        var before = h.Simulator.Server.LogEntries.Count(e => e.RequestMessage!.Path == "/auth/token");
+        return () => h.Simulator.Server.LogEntries.Count(e => e.RequestMessage!.Path == "/auth/token") - before;
+    }
 
     [Fact]
     public async Task GetAccessTokenAsync_InvalidGrant_FailsFastWithoutCallingTheServerAgainUntilNewCredentials()
@@ -33,6 +49,92 @@ public class FailureSemanticsTests
 
         Assert.NotEmpty(await h.Manager.GetAccessTokenAsync(Ct));
         Assert.Equal(2, h.Simulator.TokenRequests);
+    }
+
+    [Fact]
+    public async Task GetAccessTokenAsync_EndpointKeepsAnswering400_CallersGetTheFailureAtOnce_AndAttemptsBackOff()
+    {
+        using var h = new Harness(o => o.Resilience.MaxRetryAttempts = 0);
+        var refusals = RefuseTokenRequests(h, 400, """{"error":"invalid_request","error_description":"The gateway refuses this body"}""");
+
+        // Two workers calling in a loop for a simulated minute, a call every 100 ms each.
+        var failures = 0;
+        for (var tick = 0; tick < 600; tick++)
+        {
+            foreach (var _ in new[] { 1, 2 })
+            {
+                var error = await Assert.ThrowsAsync<MistralAuthException>(() => h.Manager.GetAccessTokenAsync(Ct).AsTask());
+                Assert.Equal("invalid_request", error.Error);
+                Assert.False(error.RequiresNewCredentials);
+                failures++;
+            }
+
+            h.Time.Advance(TimeSpan.FromMilliseconds(100));
+        }
+
+        // Attempts at 0, 10, 30 s (10 s doubling), then none until 70 s: three calls in the first minute, not 1,200.
+        Assert.Equal(1200, failures);
+        Assert.Equal(3, refusals());
+        TestReport.Line($"a token endpoint answering 400 to two workers calling every 100 ms for a simulated minute: {refusals()} token requests, 1,200 typed failures");
+    }
+
+    [Fact]
+    public async Task GetAccessTokenAsync_BackoffHonoursRetryAfter_AndNeverExceedsAMinuteOtherwise()
+    {
+        using var h = new Harness(o => o.Resilience.MaxRetryAttempts = 0);
+        var refusals = RefuseTokenRequests(h, 429, """{"error":"slow_down"}""", retryAfterSeconds: 120);
+
+        await Assert.ThrowsAsync<MistralAuthException>(() => h.Manager.GetAccessTokenAsync(Ct).AsTask());
+        h.Time.Advance(TimeSpan.FromSeconds(119));
+        await Assert.ThrowsAsync<MistralAuthException>(() => h.Manager.GetAccessTokenAsync(Ct).AsTask());
+        Assert.Equal(1, refusals()); // the server asked for two minutes
+        h.Time.Advance(TimeSpan.FromSeconds(1));
+        await Assert.ThrowsAsync<MistralAuthException>(() => h.Manager.GetAccessTokenAsync(Ct).AsTask());
+        Assert.Equal(2, refusals());
+
+        // Without Retry-After the doubling backoff is capped at a minute for callers without a token.
+        h.Simulator.Server.ResetMappings();
+        refusals = RefuseTokenRequests(h, 400, """{"error":"invalid_request"}""");
+        h.Time.Advance(TimeSpan.FromSeconds(120)); // the second 429's Retry-After
+        for (var minute = 0; minute < 10; minute++)
+        {
+            await Assert.ThrowsAsync<MistralAuthException>(() => h.Manager.GetAccessTokenAsync(Ct).AsTask());
+            h.Time.Advance(TimeSpan.FromMinutes(1));
+        }
+
+        Assert.Equal(10, refusals());
+    }
+
+    [Theory]
+    [InlineData("success")]
+    [InlineData("new credentials")]
+    public async Task GetAccessTokenAsync_Backoff_EndsWithNewCredentialsOrAnAttemptThatSucceeds(string how)
+    {
+        using var h = new Harness(o => o.Resilience.MaxRetryAttempts = 0);
+        h.Simulator.FailNextTokenRequests(400);
+        await Assert.ThrowsAsync<MistralAuthException>(() => h.Manager.GetAccessTokenAsync(Ct).AsTask());
+        await Assert.ThrowsAsync<MistralAuthException>(() => h.Manager.GetAccessTokenAsync(Ct).AsTask());
+        Assert.Equal(1, h.Simulator.TokenRequests);
+
+        if (how == "new credentials")
+        {
+            h.Manager.UpdateCredentials(h.Simulator.InitialRefreshToken);
+        }
+        else
+        {
+            h.Time.Advance(TimeSpan.FromSeconds(10));
+        }
+
+        Assert.NotEmpty(await h.Manager.GetAccessTokenAsync(Ct));
+        Assert.Equal(2, h.Simulator.TokenRequests);
+
+        // After a success, the next failure starts the backoff over (10 s, not 20 s).
+        h.Simulator.RevokeAccessTokens();
+        h.Simulator.FailNextTokenRequests(400);
+        await Assert.ThrowsAsync<MistralAuthException>(() => h.Manager.RefreshAfterRejectionAsync(h.Simulator.IssuedAccessTokens[^1], Ct).AsTask());
+        h.Time.Advance(TimeSpan.FromSeconds(10));
+        Assert.NotEmpty(await h.Manager.GetAccessTokenAsync(Ct));
+        Assert.Equal(4, h.Simulator.TokenRequests);
     }
 
     [Fact]

@@ -210,6 +210,7 @@ public class SecurityTests
         h.Manager.UpdateCredentials(wrongRefresh, wrongSecret);
         h.Time.Advance(TimeSpan.FromMinutes(2));
         exceptions.Add(await Assert.ThrowsAsync<MistralAuthException>(() => client.GetAsync("v1/models", Ct)));
+        h.Time.Advance(TimeSpan.FromSeconds(10)); // past the backoff after that failed attempt (the second injected 503)
         exceptions.Add(await Assert.ThrowsAsync<MistralAuthException>(() => h.Manager.GetAccessTokenAsync(Ct).AsTask()));
 
         // a server that echoes the secrets it was sent, and an HTML error page
@@ -223,7 +224,9 @@ public class SecurityTests
             .InScenario("echo").WhenStateIs("html").WillSetStateTo("done")
             .RespondWith(Response.Create().WithStatusCode(502).WithHeader("Content-Type", "text/html").WithBody($"<html>{current}</html>"));
         exceptions.Add(await Assert.ThrowsAsync<MistralAuthException>(() => h.Manager.GetAccessTokenAsync(Ct).AsTask()));
+        h.Time.Advance(TimeSpan.FromMinutes(1)); // past the backoff after a failed attempt
         exceptions.Add(await Assert.ThrowsAsync<MistralAuthException>(() => h.Manager.GetAccessTokenAsync(Ct).AsTask()));
+        h.Time.Advance(TimeSpan.FromMinutes(1));
         Assert.NotEmpty(await h.Manager.GetAccessTokenAsync(Ct));
 
         meterListener.RecordObservableInstruments();

@@ -132,12 +132,14 @@ public class TokenEndpointResilienceTests
             o.Resilience.CircuitBreakerMinimumThroughput = 3;
             o.Resilience.CircuitBreakerFailureRatio = 0.5;
             o.Resilience.CircuitBreakerBreakDuration = TimeSpan.FromSeconds(30);
+            o.RefreshRetryDelay = TimeSpan.FromSeconds(1); // callers back off 1, 2, 4 s between attempts: within the circuit's window
         });
         h.Simulator.FailNextTokenRequests(503, 503, 503);
 
         for (var i = 0; i < 3; i++)
         {
             await Assert.ThrowsAsync<MistralAuthException>(() => h.Manager.GetAccessTokenAsync(Ct).AsTask());
+            h.Time.Advance(TimeSpan.FromSeconds(1 << i));
         }
 
         // Open: nobody calls the endpoint, everybody fails at once with a clear reason.
@@ -149,7 +151,7 @@ public class TokenEndpointResilienceTests
 
         Assert.Equal(3, h.Simulator.TokenRequests);
 
-        h.Time.Advance(TimeSpan.FromSeconds(30));
+        h.Time.Advance(TimeSpan.FromSeconds(30) - TimeSpan.FromSeconds(4));
         Assert.NotEmpty(await h.Manager.GetAccessTokenAsync(Ct));
         Assert.Equal(4, h.Simulator.TokenRequests);
     }
@@ -254,7 +256,9 @@ public class TokenEndpointResilienceTests
         }));
         h.Simulator.FailNextTokenRequests(503, 503);
         await Assert.ThrowsAsync<MistralAuthException>(() => h.Manager.GetAccessTokenAsync(Ct).AsTask());
+        h.Time.Advance(TimeSpan.FromSeconds(10)); // callers back off after a failed attempt
         await Assert.ThrowsAsync<MistralAuthException>(() => h.Manager.GetAccessTokenAsync(Ct).AsTask());
+        h.Time.Advance(TimeSpan.FromSeconds(20));
 
         var open = await Assert.ThrowsAsync<MistralAuthException>(() => h.Manager.GetAccessTokenAsync(Ct).AsTask());
 

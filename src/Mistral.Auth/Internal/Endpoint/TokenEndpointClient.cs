@@ -16,6 +16,7 @@ internal sealed class TokenEndpointClient : IDisposable
     private readonly TokenEndpointTarget? _configured;
     private readonly AuthorizationServerDiscovery? _discovery;
     private readonly DPoPContext? _dpop;
+    private readonly TimeProvider _time;
 
     private TokenEndpointClient(
         Func<HttpClient> httpClientFactory,
@@ -24,9 +25,11 @@ internal sealed class TokenEndpointClient : IDisposable
         TokenEndpointResilience resilience,
         ClientAuthenticator authenticator,
         AuthorizationServerDiscovery? discovery,
-        DPoPContext? dpop)
+        DPoPContext? dpop,
+        TimeProvider time)
     {
         _dpop = dpop;
+        _time = time;
         _httpClientFactory = httpClientFactory;
         _owned = owned;
         _options = options;
@@ -60,7 +63,7 @@ internal sealed class TokenEndpointClient : IDisposable
         var discovery = options.Authority is { } authority
             ? new AuthorizationServerDiscovery(httpClientFactory, authority, time, logger)
             : null;
-        return new TokenEndpointClient(httpClientFactory, owned, options, resilience, new ClientAuthenticator(options, time), discovery, dpop);
+        return new TokenEndpointClient(httpClientFactory, owned, options, resilience, new ClientAuthenticator(options, time), discovery, dpop, time);
     }
 
     /// <summary>The configured token endpoint, or the authority it is discovered from, as messages show it.</summary>
@@ -110,7 +113,10 @@ internal sealed class TokenEndpointClient : IDisposable
         {
             var retryAfter = ex.RetryAfter is { } after ? $" for another {after}" : string.Empty;
             throw new MistralAuthException(
-                $"The token endpoint {target.ForMessages} has been failing repeatedly, so it is not being called{retryAfter} (circuit breaker open).", ex);
+                $"The token endpoint {target.ForMessages} has been failing repeatedly, so it is not being called{retryAfter} (circuit breaker open).", ex)
+            {
+                RetryAfter = ex.RetryAfter,
+            };
         }
 
         var attempts = call.Attempts;
@@ -136,6 +142,7 @@ internal sealed class TokenEndpointClient : IDisposable
             }
 
             var error = target.Reader.ReadError(response, body, credentials, attempts);
+            error.RetryAfter = TokenEndpointResilience.RetryAfter(response, _time, TimeSpan.MaxValue);
             if (error.Error == "invalid_grant" && attempts > 1)
             {
                 throw new MistralAuthException(

@@ -10,11 +10,19 @@ internal sealed class RefreshSchedule(TimeProvider time, TimeSpan refreshBeforeE
     /// <summary>The longest wait between two background refreshes that fail.</summary>
     private static readonly TimeSpan MaxBackgroundRetryDelay = TimeSpan.FromMinutes(5);
 
+    /// <summary>
+    /// The longest time callers without a valid token get the last failure at once rather than a new attempt (unless the
+    /// server's <c>Retry-After</c> asks for longer): a dead endpoint is called at most about once a minute, and a
+    /// recovered one is noticed within a minute.
+    /// </summary>
+    private static readonly TimeSpan MaxForegroundRetryDelay = TimeSpan.FromMinutes(1);
+
     /// <summary>How long before expiry, at the latest, the hot path stops serving a token without reading the clock.</summary>
     private static readonly TimeSpan HotPathExpiryMargin = TimeSpan.FromSeconds(1);
 
     private ITimer? _dueTimer;
     private long _backgroundRetryAt = long.MinValue;
+    private long _foregroundRetryAt = long.MinValue;
     private int _consecutiveFailures;
     private bool _stopped;
 
@@ -62,21 +70,39 @@ internal sealed class RefreshSchedule(TimeProvider time, TimeSpan refreshBeforeE
     /// <summary>Whether a background refresh may start now (the backoff after a failure has run out). Lock-free.</summary>
     public bool MayRefreshInBackground(long now) => now >= Volatile.Read(ref _backgroundRetryAt);
 
+    /// <summary>
+    /// Whether a caller without a valid token may start a refresh now; else it gets the last failure at once. Under the
+    /// manager's lock.
+    /// </summary>
+    public bool MayRefreshNow(long now) => now >= _foregroundRetryAt;
+
     /// <summary>A refresh succeeded: the backoff starts over.</summary>
     public void Succeeded()
     {
         Volatile.Write(ref _backgroundRetryAt, long.MinValue);
+        _foregroundRetryAt = long.MinValue;
         _consecutiveFailures = 0;
     }
 
-    /// <summary>A refresh failed: returns how long to wait before the next background attempt, doubling each time.</summary>
-    public TimeSpan Failed()
+    /// <summary>
+    /// A refresh failed: returns how long to wait before the next background attempt, doubling each time from
+    /// <see cref="RetryDelay"/> up to 5 minutes, and never shorter than the server's <paramref name="retryAfter"/>
+    /// (capped the same way). Callers without a valid token wait as long, but at most a minute unless the server asked
+    /// for more.
+    /// </summary>
+    public TimeSpan Failed(TimeSpan? retryAfter = null)
     {
         _consecutiveFailures++;
         var factor = Math.Pow(2, Math.Min(_consecutiveFailures - 1, 16));
         var delay = TimeSpan.FromTicks((long)Math.Min(retryDelay.Ticks * factor, MaxBackgroundRetryDelay.Ticks));
         delay = delay < retryDelay ? retryDelay : delay;
-        Volatile.Write(ref _backgroundRetryAt, time.GetTimestamp() + ToTimestampSpan(delay));
+        var asked = retryAfter is { } after ? (after > MaxBackgroundRetryDelay ? MaxBackgroundRetryDelay : after) : TimeSpan.Zero;
+        delay = asked > delay ? asked : delay;
+        var foreground = delay > MaxForegroundRetryDelay ? MaxForegroundRetryDelay : delay;
+        foreground = asked > foreground ? asked : foreground;
+        var now = time.GetTimestamp();
+        Volatile.Write(ref _backgroundRetryAt, now + ToTimestampSpan(delay));
+        _foregroundRetryAt = now + ToTimestampSpan(foreground);
         return delay;
     }
 
