@@ -147,11 +147,22 @@ public sealed class MistralAuthOptions
     /// <value>Defaults to the JWK's <c>kid</c>, if any; otherwise no <c>kid</c> is sent.</value>
     public string? ClientSigningKeyId { get; set; }
 
-    /// <summary>Gets or sets the <c>aud</c> of the client assertion.</summary>
+    /// <summary>Gets or sets the <c>aud</c> of the client assertion the package signs.</summary>
     /// <value>
-    /// Defaults to the token endpoint URL (OpenID Connect Core §9); set it to the issuer for a server that asks for that.
+    /// Defaults to the issuer identifier when it is known (with <see cref="Authority"/>), as draft-ietf-oauth-rfc7523bis
+    /// and FAPI 2.0 require, else to the token endpoint URL (RFC 7523, OpenID Connect Core §9). With the default, a
+    /// server that refuses the issuer form (<c>invalid_client</c>) is sent the token endpoint form once, and from then on.
     /// </value>
     public string? ClientAssertionAudience { get; set; }
+
+    /// <summary>Gets or sets the <c>typ</c> header of the client assertion the package signs.</summary>
+    /// <value>
+    /// Defaults to <c>client-authentication+jwt</c> (draft-ietf-oauth-rfc7523bis, registered with IANA) when the issuer is
+    /// known (with <see cref="Authority"/>), else <c>JWT</c>. Set both this and <see cref="ClientAssertionAudience"/> to
+    /// fix the form, for example <c>client-authentication+jwt</c> and the issuer for a server that follows the draft but
+    /// is named by <see cref="TokenEndpoint"/>, or <c>JWT</c> and the token endpoint for one that knows only RFC 7523.
+    /// </value>
+    public string? ClientAssertionHeaderType { get; set; }
 
     /// <summary>
     /// Gets or sets a callback that supplies a ready-made client assertion, sent with <c>client_assertion_type</c>

@@ -28,7 +28,7 @@ internal sealed class MistralAuthOptionsValidator : IValidateOptions<MistralAuth
         CheckHostsAndFormat(options, failures);
 
         if (options.ClientAuthentication != ClientAuthenticationMethod.Automatic || options.HasAssertionSettings
-            || options.ClientSigningAlgorithm is not null || options.ClientSigningKeyId is not null)
+            || options.ClientSigningAlgorithm is not null || options.ClientSigningKeyId is not null || options.ClientAssertionHeaderType is not null)
         {
             CheckClientAuthentication(options, failures);
         }
@@ -122,6 +122,11 @@ internal sealed class MistralAuthOptionsValidator : IValidateOptions<MistralAuth
         CheckAssertionSettings(options, assertionSources, hasSecret, failures);
     }
 
+    /// <summary>A JWT <c>typ</c> value: a media type name (RFC 6838 §4.2), optionally with its type prefix.</summary>
+    private static bool IsMediaTypeName(string value) =>
+        value.Length is > 0 and <= 127
+        && value.All(c => char.IsAsciiLetterOrDigit(c) || c is '!' or '#' or '$' or '&' or '-' or '^' or '_' or '.' or '+' or '/');
+
     /// <summary>The private_key_jwt settings: only with a method that sends an assertion, never with a secret, a usable key.</summary>
     private static void CheckAssertionSettings(MistralAuthOptions options, int assertionSources, bool hasSecret, List<string> failures)
     {
@@ -136,9 +141,15 @@ internal sealed class MistralAuthOptionsValidator : IValidateOptions<MistralAuth
             failures.Add("MistralAuthOptions.ClientSecret is set together with a client assertion (ClientSigningKey, ClientSigningCertificate or ClientAssertionProvider): a client authenticates one way; remove one.");
         }
 
-        if (options.ClientAssertionProvider is not null && (options.ClientSigningAlgorithm is not null || options.ClientSigningKeyId is not null))
+        if (options.ClientAssertionProvider is not null
+            && (options.ClientSigningAlgorithm is not null || options.ClientSigningKeyId is not null || options.ClientAssertionHeaderType is not null))
         {
-            failures.Add("MistralAuthOptions.ClientSigningAlgorithm and ClientSigningKeyId apply to a key the package signs with, not to a ClientAssertionProvider's assertions.");
+            failures.Add("MistralAuthOptions.ClientSigningAlgorithm, ClientSigningKeyId and ClientAssertionHeaderType apply to a key the package signs with, not to a ClientAssertionProvider's assertions.");
+        }
+
+        if (options.ClientAssertionHeaderType is { } type && !IsMediaTypeName(type))
+        {
+            failures.Add("MistralAuthOptions.ClientAssertionHeaderType must be a media type name such as 'client-authentication+jwt' or 'JWT' (letters, digits and ! # $ & - ^ _ . + /).");
         }
 
         if (options.ClientSigningAlgorithm is { } algorithm && algorithm is not ("RS256" or "PS256" or "ES256"))

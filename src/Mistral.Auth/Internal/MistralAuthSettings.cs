@@ -42,6 +42,8 @@ internal sealed class MistralAuthSettings
 
     public string? ClientAssertionAudience { get; set; }
 
+    public string? ClientAssertionHeaderType { get; set; }
+
     public bool? UseDPoP { get; set; }
 
     public string? DPoPKey { get; set; }
@@ -82,6 +84,7 @@ internal sealed class MistralAuthSettings
         Set(ClientSigningAlgorithm, v => options.ClientSigningAlgorithm = v);
         Set(ClientSigningKeyId, v => options.ClientSigningKeyId = v);
         Set(ClientAssertionAudience, v => options.ClientAssertionAudience = v);
+        Set(ClientAssertionHeaderType, v => options.ClientAssertionHeaderType = v);
         Set(UseDPoP, v => options.UseDPoP = v);
         Set(DPoPKey, v => options.DPoPKey = v);
         Set(DPoPAlgorithm, v => options.DPoPAlgorithm = v);

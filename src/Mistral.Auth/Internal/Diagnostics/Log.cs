@@ -124,6 +124,10 @@ internal static partial class Log
         Message = "The token endpoint of {Issuer} answered as if it had moved; its metadata is fetched again before the next token request")]
     public static partial void MetadataSuspect(this ILogger logger, string issuer);
 
+    [LoggerMessage(EventId = 31, EventName = "ClientAssertionFormFallback", Level = LogLevel.Information,
+        Message = "The token endpoint {Endpoint} refused a client assertion in draft-ietf-oauth-rfc7523bis form (typ client-authentication+jwt, aud = the issuer) with invalid_client; RFC 7523's form (typ JWT, aud = the token endpoint) is sent now and from now on. ClientAssertionHeaderType and ClientAssertionAudience fix the form")]
+    public static partial void ClientAssertionFormFallback(this ILogger logger, string endpoint);
+
     [LoggerMessage(EventId = 30, EventName = "DPoPNonceRetried", Level = LogLevel.Debug,
         Message = "The API at {Host} asked for a new DPoP nonce (use_dpop_nonce); the request is sent once more with it, without a refresh")]
     public static partial void DPoPNonceRetried(this ILogger logger, string host);

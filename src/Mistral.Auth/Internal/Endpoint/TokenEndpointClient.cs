@@ -17,6 +17,7 @@ internal sealed class TokenEndpointClient : IDisposable
     private readonly AuthorizationServerDiscovery? _discovery;
     private readonly DPoPContext? _dpop;
     private readonly TimeProvider _time;
+    private readonly ILogger _logger;
 
     private TokenEndpointClient(
         Func<HttpClient> httpClientFactory,
@@ -26,10 +27,12 @@ internal sealed class TokenEndpointClient : IDisposable
         ClientAuthenticator authenticator,
         AuthorizationServerDiscovery? discovery,
         DPoPContext? dpop,
-        TimeProvider time)
+        TimeProvider time,
+        ILogger logger)
     {
         _dpop = dpop;
         _time = time;
+        _logger = logger;
         _httpClientFactory = httpClientFactory;
         _owned = owned;
         _options = options;
@@ -63,7 +66,7 @@ internal sealed class TokenEndpointClient : IDisposable
         var discovery = options.Authority is { } authority
             ? new AuthorizationServerDiscovery(httpClientFactory, authority, time, logger)
             : null;
-        return new TokenEndpointClient(httpClientFactory, owned, options, resilience, new ClientAuthenticator(options, time), discovery, dpop, time);
+        return new TokenEndpointClient(httpClientFactory, owned, options, resilience, new ClientAuthenticator(options, time), discovery, dpop, time, logger);
     }
 
     /// <summary>The configured token endpoint, or the authority it is discovered from, as messages show it.</summary>
@@ -143,6 +146,16 @@ internal sealed class TokenEndpointClient : IDisposable
 
             var error = target.Reader.ReadError(response, body, credentials, attempts);
             error.RetryAfter = TokenEndpointResilience.RetryAfter(response, _time, TimeSpan.MaxValue);
+            if (call.AssertionFormsTried == 2 && error.Error == "invalid_client")
+            {
+                throw new MistralAuthException(
+                    error.Message + " The client assertion was refused in both forms, draft-ietf-oauth-rfc7523bis's (typ client-authentication+jwt, aud = the issuer) and RFC 7523's (typ JWT, aud = the token endpoint): check the client id and the key the server registered for it.",
+                    error.Error,
+                    error.ErrorDescription)
+                {
+                    StatusCode = error.StatusCode,
+                };
+            }
             if (error.Error == "invalid_grant" && attempts > 1)
             {
                 throw new MistralAuthException(
@@ -184,39 +197,60 @@ internal sealed class TokenEndpointClient : IDisposable
             answer.Headers.TryGetValues(DPoPContext.NonceHeader, out var values) ? values.LastOrDefault() : null;
     }
 
-    /// <summary>One POST of the grant: a fresh client proof (and DPoP proof), the answer read within the attempt.</summary>
+    /// <summary>
+    /// One POST of the grant: a fresh client proof (and DPoP proof), the answer read within the attempt. A server that
+    /// refuses the default client assertion form is sent the other one once, at once (see <see cref="ClientAuthenticator.FallBackFrom"/>).
+    /// </summary>
     private async Task<HttpResponseMessage> PostAsync(RefreshCall call, CancellationToken cancellationToken)
     {
         var (target, credentials) = (call.Target, call.Credentials);
-        var proof = await _authenticator.ProveAsync(credentials, target, cancellationToken).ConfigureAwait(false);
-        call.Assertion = proof.ClientAssertion;
-        using var request = new HttpRequestMessage(HttpMethod.Post, target.Endpoint)
+        while (true)
         {
-            Content = TokenRequestContent.Create(credentials, proof, _options),
-        };
-        request.Headers.TryAddWithoutValidation("Accept", "application/json"); // a constant: no header value object to parse or hold
-        request.Headers.Authorization = proof.Authorization;
-        if (_dpop is not null)
-        {
-            request.Headers.TryAddWithoutValidation(DPoPContext.ProofHeader, _dpop.ForTokenEndpoint(target.Endpoint, out var nonce));
-            call.ProofNonce = nonce;
-        }
+            var proof = await _authenticator.ProveAsync(credentials, target, cancellationToken).ConfigureAwait(false);
+            call.Assertion = proof.ClientAssertion;
+            using var request = new HttpRequestMessage(HttpMethod.Post, target.Endpoint)
+            {
+                Content = TokenRequestContent.Create(credentials, proof, _options),
+            };
+            request.Headers.TryAddWithoutValidation("Accept", "application/json"); // a constant: no header value object to parse or hold
+            request.Headers.Authorization = proof.Authorization;
+            if (_dpop is not null)
+            {
+                request.Headers.TryAddWithoutValidation(DPoPContext.ProofHeader, _dpop.ForTokenEndpoint(target.Endpoint, out var nonce));
+                call.ProofNonce = nonce;
+            }
 
-        HttpResponseMessage attemptResponse;
-        try
-        {
-            attemptResponse = await _httpClientFactory()
-                .SendAsync(request, HttpCompletionOption.ResponseHeadersRead, cancellationToken)
-                .ConfigureAwait(false);
-        }
-        catch (Exception ex) when (ex is IOException or SocketException)
-        {
-            // A connection reset can surface raw: it is a network error like any other.
-            throw new HttpRequestException(HttpRequestError.Unknown, "The connection to the token endpoint failed.", ex);
-        }
+            HttpResponseMessage attemptResponse;
+            try
+            {
+                attemptResponse = await _httpClientFactory()
+                    .SendAsync(request, HttpCompletionOption.ResponseHeadersRead, cancellationToken)
+                    .ConfigureAwait(false);
+            }
+            catch (Exception ex) when (ex is IOException or SocketException)
+            {
+                // A connection reset can surface raw: it is a network error like any other.
+                throw new HttpRequestException(HttpRequestError.Unknown, "The connection to the token endpoint failed.", ex);
+            }
 
-        return await BufferBoundedAsync(attemptResponse, cancellationToken).ConfigureAwait(false);
+            var answer = await BufferBoundedAsync(attemptResponse, cancellationToken).ConfigureAwait(false);
+            if (!RefusedTheAssertionForm(answer, proof))
+            {
+                return answer;
+            }
+
+            _logger.ClientAssertionFormFallback(target.ForMessages);
+            call.AssertionFormsTried = 2;
+            answer.Dispose();
+        }
     }
+
+    /// <summary>An <c>invalid_client</c> answer to an assertion in the draft's form by default: worth one more POST in RFC 7523's.</summary>
+    private bool RefusedTheAssertionForm(HttpResponseMessage answer, ClientProof proof) =>
+        proof.NegotiableForm
+        && answer.StatusCode is HttpStatusCode.BadRequest or HttpStatusCode.Unauthorized
+        && answer.Content is BufferedBody buffered
+        && _authenticator.FallBackFrom(proof, TokenResponseReader.ErrorCode(answer, buffered.Body));
 
     /// <summary>A 400 whose error is <c>use_dpop_nonce</c> (RFC 9449 §8).</summary>
     private static bool AsksForDPoPNonce(HttpResponseMessage response) =>
@@ -256,6 +290,9 @@ internal sealed class TokenEndpointClient : IDisposable
 
         /// <summary>The nonce the last POST's DPoP proof carried, if any.</summary>
         public string? ProofNonce { get; set; }
+
+        /// <summary>2 when the client assertion was sent in both forms (see <see cref="ClientAuthenticator.FallBackFrom"/>).</summary>
+        public int AssertionFormsTried { get; set; } = 1;
     }
 
     /// <summary>

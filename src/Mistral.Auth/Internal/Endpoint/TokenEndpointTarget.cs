@@ -4,8 +4,9 @@ namespace Mistral.Auth.Internal;
 internal sealed class TokenEndpointTarget
 {
     public TokenEndpointTarget(
-        Uri endpoint, string address, IReadOnlyCollection<string>? authMethods, IReadOnlyCollection<string>? dpopAlgorithms = null)
+        Uri endpoint, string address, IReadOnlyCollection<string>? authMethods, IReadOnlyCollection<string>? dpopAlgorithms = null, string? issuer = null)
     {
+        Issuer = issuer;
         Endpoint = endpoint;
         Address = address;
         AuthMethods = authMethods;
@@ -15,6 +16,9 @@ internal sealed class TokenEndpointTarget
     }
 
     public Uri Endpoint { get; }
+
+    /// <summary>The authorization server's issuer identifier, exactly as published; <see langword="null"/> when not discovered.</summary>
+    public string? Issuer { get; }
 
     /// <summary>The endpoint exactly as configured or published: the default <c>aud</c> of a client assertion.</summary>
     public string Address { get; }

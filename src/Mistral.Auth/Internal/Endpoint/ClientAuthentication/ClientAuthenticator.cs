@@ -14,11 +14,15 @@ internal sealed class ClientAuthenticator : IDisposable
     /// <summary>The <c>client_assertion_type</c> of a JWT assertion (RFC 7523 §2.2).</summary>
     public const string JwtBearerAssertionType = "urn:ietf:params:oauth:client-assertion-type:jwt-bearer";
 
+    /// <summary>The <c>typ</c> of a client authentication JWT (draft-ietf-oauth-rfc7523bis §4, registered with IANA).</summary>
+    public const string ClientAuthenticationJwtType = "client-authentication+jwt";
+
     private static readonly TimeSpan AssertionLifetime = TimeSpan.FromSeconds(60);
 
     private readonly MistralAuthOptions _options;
     private readonly ClientSigningKey? _key;
     private readonly TimeProvider _time;
+    private volatile bool _rfc7523Form;
 
     public ClientAuthenticator(MistralAuthOptions options, TimeProvider time)
     {
@@ -81,7 +85,7 @@ internal sealed class ClientAuthenticator : IDisposable
                 var pair = BasicPair(credentials.ClientId, credentials.ClientSecret);
                 return new(new ClientProof(null, null, null, new AuthenticationHeaderValue("Basic", Convert.ToBase64String(Encoding.UTF8.GetBytes(pair)))));
             case ClientAuthenticationMethod.PrivateKeyJwt when _key is not null:
-                return new(new ClientProof(credentials.ClientId, null, Sign(credentials.ClientId, _options.ClientAssertionAudience ?? target.Address), null));
+                return new(SignedProof(credentials.ClientId, target));
             case ClientAuthenticationMethod.PrivateKeyJwt:
                 return SuppliedProofAsync(credentials.ClientId, cancellationToken);
             case ClientAuthenticationMethod.None:
@@ -89,6 +93,38 @@ internal sealed class ClientAuthenticator : IDisposable
             default:
                 return new(new ClientProof(credentials.ClientId, credentials.ClientSecret, null, null));
         }
+    }
+
+    /// <summary>
+    /// After the token endpoint refused a request: whether to send it once more at once, in RFC 7523's form. Only when
+    /// the refused assertion was in draft-ietf-oauth-rfc7523bis's form by default and the server answered
+    /// <c>invalid_client</c>; every later assertion then takes RFC 7523's form (typ <c>JWT</c>, aud = the token endpoint).
+    /// </summary>
+    public bool FallBackFrom(ClientProof proof, string? error)
+    {
+        if (!proof.NegotiableForm || error != "invalid_client")
+        {
+            return false;
+        }
+
+        _rfc7523Form = true;
+        return true;
+    }
+
+    /// <summary>
+    /// A signed assertion. With the issuer known (discovery) it takes draft-ietf-oauth-rfc7523bis's form — typ
+    /// <c>client-authentication+jwt</c>, aud = the issuer — which servers following the draft require and RFC 7523
+    /// servers accept; otherwise RFC 7523's (typ <c>JWT</c>, aud = the token endpoint). The settings fix either part.
+    /// </summary>
+    private ClientProof SignedProof(string clientId, TokenEndpointTarget target)
+    {
+        var draft = target.Issuer is not null && !_rfc7523Form;
+        var type = _options.ClientAssertionHeaderType ?? (draft ? ClientAuthenticationJwtType : "JWT");
+        var audience = _options.ClientAssertionAudience ?? (draft ? target.Issuer! : target.Address);
+        return new ClientProof(clientId, null, Sign(clientId, audience, type), null)
+        {
+            NegotiableForm = draft && _options.ClientAssertionHeaderType is null && _options.ClientAssertionAudience is null,
+        };
     }
 
     /// <summary>The only proof that may wait: an assertion the application's provider supplies.</summary>
@@ -102,14 +138,14 @@ internal sealed class ClientAuthenticator : IDisposable
     public void Dispose() => _key?.Dispose();
 
     /// <summary>A JWT signed with the client's key: <c>iss</c> = <c>sub</c> = client id, a fresh <c>jti</c>, 60 seconds of life.</summary>
-    private string Sign(string clientId, string audience)
+    private string Sign(string clientId, string audience, string type)
     {
         var key = _key!;
         var now = _time.GetUtcNow().ToUnixTimeSeconds();
         var header = Json(writer =>
         {
             writer.WriteString("alg", key.Algorithm);
-            writer.WriteString("typ", "JWT");
+            writer.WriteString("typ", type);
             if (key.KeyId is { } kid)
             {
                 writer.WriteString("kid", kid);

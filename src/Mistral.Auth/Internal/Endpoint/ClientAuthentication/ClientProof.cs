@@ -11,5 +11,11 @@ namespace Mistral.Auth.Internal;
 internal sealed record ClientProof(
     string? ClientId, string? ClientSecret, string? ClientAssertion, AuthenticationHeaderValue? Authorization)
 {
+    /// <summary>
+    /// The assertion was signed in draft-ietf-oauth-rfc7523bis's form by default (no setting fixed it): a server that
+    /// refuses it may be sent RFC 7523's form instead.
+    /// </summary>
+    public bool NegotiableForm { get; init; }
+
     public override string ToString() => $"ClientProof(ClientId={ClientId}, ClientSecret=***, ClientAssertion=***)";
 }

@@ -192,7 +192,8 @@ internal sealed class AuthorizationServerDiscovery
                 endpoint,
                 published,
                 Strings(root, "token_endpoint_auth_methods_supported") ?? ["client_secret_basic"],
-                Strings(root, "dpop_signing_alg_values_supported"));
+                Strings(root, "dpop_signing_alg_values_supported"),
+                issuer);
         }
     }
 
