@@ -1,16 +1,19 @@
 using System.ClientModel;
 using System.ClientModel.Primitives;
+using Mistral.Auth.Internal;
 
 namespace Mistral.Auth.ClientModel;
 
 /// <summary>
 /// The <see cref="TokenManager"/> as a System.ClientModel <see cref="AuthenticationTokenProvider"/>, for code that
-/// authenticates with <see cref="BearerTokenPolicy"/>: it gets the manager's current token with its expiry.
+/// authenticates with <see cref="BearerTokenPolicy"/>: it gets the manager's current token with its expiry and the
+/// moment the manager refreshes it.
 /// </summary>
 /// <remarks>
-/// <see cref="BearerTokenPolicy"/> caches the token until shortly before it expires, and does not retry a 401; prefer
-/// <see cref="MistralAuthenticationPolicy"/>, which does. The scopes and other token options are not used: the manager
-/// obtains one token, as its <see cref="MistralAuthOptions"/> say.
+/// <see cref="BearerTokenPolicy"/> only sets the header: it does not retry a 401, sends the token to whatever HTTPS
+/// host the client is pointed at, cannot send DPoP proofs, and builds a new header string per request. Prefer
+/// <see cref="MistralAuthenticationPolicy"/>, which does all of that. The scopes and other token options are not
+/// used: the manager obtains one token, as its <see cref="MistralAuthOptions"/> say.
 /// </remarks>
 public sealed class MistralAuthenticationTokenProvider : AuthenticationTokenProvider
 {
@@ -42,14 +45,26 @@ public sealed class MistralAuthenticationTokenProvider : AuthenticationTokenProv
     /// <inheritdoc />
     public override AuthenticationToken GetToken(GetTokenOptions options, CancellationToken cancellationToken)
     {
-        var pending = _tokenManager.GetAccessTokenResultAsync(cancellationToken);
+        var pending = _tokenManager.GetStateAsync(cancellationToken);
         return ToToken(pending.IsCompletedSuccessfully ? pending.Result : pending.AsTask().GetAwaiter().GetResult());
     }
 
     /// <inheritdoc />
-    public override async ValueTask<AuthenticationToken> GetTokenAsync(GetTokenOptions options, CancellationToken cancellationToken) =>
-        ToToken(await _tokenManager.GetAccessTokenResultAsync(cancellationToken).ConfigureAwait(false));
+    /// <remarks>No thread waits: while a refresh runs, the returned task completes when it does.</remarks>
+    public override ValueTask<AuthenticationToken> GetTokenAsync(GetTokenOptions options, CancellationToken cancellationToken)
+    {
+        var pending = _tokenManager.GetStateAsync(cancellationToken);
+        return pending.IsCompletedSuccessfully ? new(ToToken(pending.Result)) : AwaitAsync(pending);
 
-    private static AuthenticationToken ToToken(AccessTokenResult result) =>
-        new(result.AccessToken, "Bearer", result.ExpiresOn ?? DateTimeOffset.MaxValue, refreshOn: null);
+        static async ValueTask<AuthenticationToken> AwaitAsync(ValueTask<AccessTokenState> pending) =>
+            ToToken(await pending.ConfigureAwait(false));
+    }
+
+    /// <summary>The token, when it stops being served, and when the manager starts refreshing it (none for an API key).</summary>
+    private static AuthenticationToken ToToken(AccessTokenState state) =>
+        new(
+            state.AccessToken,
+            "Bearer",
+            state.ExpiresOn,
+            state.RefreshOn == DateTimeOffset.MaxValue ? null : state.RefreshOn);
 }
