@@ -56,7 +56,6 @@ internal sealed class RequestProtocol
     /// The hot path: the header to send at once, when nothing else can be needed before the first send — a bearer token
     /// valid now, an allowed URI, a body that can be sent again as it is. Otherwise <see cref="SendAsync"/>.
     /// </summary>
-    [MethodImpl(MethodImplOptions.AggressiveInlining)]
     public bool TryAuthorizeNow(Uri? uri, bool bodyReplayableAsIs, [NotNullWhen(true)] out AccessTokenState? state)
     {
         state = _hotPath && bodyReplayableAsIs ? _manager.FreshState() : null;
