@@ -593,22 +593,27 @@ public sealed class TokenManager : IDisposable
         }
     }
 
-    /// <summary>One refresh, shared by every caller waiting: acquire, install the token, report.</summary>
+    /// <summary>
+    /// One refresh, shared by every caller waiting: acquire, install the token, report. Whatever happens — the acquirer
+    /// throws, a timeout setting cannot be armed, a telemetry listener throws — the callers waiting for it get the token
+    /// or a typed error, and the single flight ends.
+    /// </summary>
     private async Task RunRefreshAsync(RefreshAttempt attempt)
     {
         var completion = attempt.Completion;
         var started = _time.GetTimestamp();
-        var activity = RefreshTelemetry.Start(attempt.Reason);
+        var activity = RefreshTelemetry.StartGuarded(attempt.Reason);
         AcquiredToken? acquired = null;
         MistralAuthException? failure = null;
-        var timeout = _refreshTimeout.Start(_options.RefreshTimeout);
-        if (_disposed.IsCancellationRequested)
-        {
-            timeout.Cancel(); // disposed while this refresh was starting: Dispose may have missed this source
-        }
-
+        CancellationTokenSource? timeout = null;
         try
         {
+            timeout = _refreshTimeout.Start(_options.RefreshTimeout);
+            if (_disposed.IsCancellationRequested)
+            {
+                timeout.Cancel(); // disposed while this refresh was starting: Dispose may have missed this source
+            }
+
             acquired = await _acquirer.AcquireAsync(attempt, timeout.Token).ConfigureAwait(false);
         }
         catch (MistralAuthException ex)
@@ -617,11 +622,11 @@ public sealed class TokenManager : IDisposable
         }
         catch (OperationCanceledException ex) when (_disposed.IsCancellationRequested)
         {
-            activity?.Dispose();
+            RefreshTelemetry.EndGuarded(activity);
             Fail(completion, new ObjectDisposedException(nameof(TokenManager), ex));
             return;
         }
-        catch (OperationCanceledException ex) when (timeout.IsCancellationRequested)
+        catch (OperationCanceledException ex) when (timeout?.IsCancellationRequested == true)
         {
             failure = new MistralAuthException(
                 $"{(_endpoint is null ? "The token source" : $"The token endpoint {_endpoint.EndpointForMessages}")} did not answer within the refresh timeout of {_options.RefreshTimeout}.", ex);
@@ -632,22 +637,24 @@ public sealed class TokenManager : IDisposable
         }
         finally
         {
-            _refreshTimeout.End(timeout);
+            if (timeout is not null)
+            {
+                _refreshTimeout.End(timeout);
+            }
         }
 
-        var (previous, retryDelay) = Settle(acquired, failure);
+        var (previous, retryDelay) = Settle(acquired, failure ??= acquired is null ? new MistralAuthException() : null);
         if (acquired is { } done)
         {
-            RefreshTelemetry.Succeeded(activity, attempt, started, done, previous, this, TokenRefreshed);
-            activity?.Dispose(); // the span ends before the callers waiting for the refresh resume
-            completion.SetResult(done.State);
+            RefreshTelemetry.SucceededGuarded(activity, attempt, started, done, previous, this, TokenRefreshed);
+            RefreshTelemetry.EndGuarded(activity); // the span ends before the callers waiting for the refresh resume
+            completion.TrySetResult(done.State);
             return;
         }
 
-        failure ??= new MistralAuthException();
-        RefreshTelemetry.Failed(activity, attempt, started, failure, previous, retryDelay, this, RefreshFailed);
-        activity?.Dispose();
-        Fail(completion, failure);
+        RefreshTelemetry.FailedGuarded(activity, attempt, started, failure!, previous, retryDelay, this, RefreshFailed);
+        RefreshTelemetry.EndGuarded(activity);
+        Fail(completion, failure!);
     }
 
     /// <summary>
@@ -656,7 +663,7 @@ public sealed class TokenManager : IDisposable
     /// </summary>
     private static void Fail(TaskCompletionSource<AccessTokenState> completion, Exception exception)
     {
-        completion.SetException(exception);
+        completion.TrySetException(exception);
         _ = completion.Task.Exception;
     }
 

@@ -281,23 +281,31 @@ internal sealed class MistralAuthOptionsValidator : IValidateOptions<MistralAuth
         }
     }
 
+    /// <summary>
+    /// Every duration between bounds: a timer or a cancellation source cannot be armed beyond about 49 days, and nothing
+    /// here needs more than a day (a token is believed for 24 hours at most). Timeout.InfiniteTimeSpan is refused too:
+    /// a refresh that may never end would hold every caller waiting for it.
+    /// </summary>
     private static void CheckTiming(MistralAuthOptions options, List<string> failures)
     {
-        if (options.RefreshBeforeExpiry < TimeSpan.Zero)
+        if (options.RefreshBeforeExpiry < TimeSpan.Zero || options.RefreshBeforeExpiry > MistralAuthDefaults.MaxTokenLifetime)
         {
-            failures.Add("MistralAuthOptions.RefreshBeforeExpiry must not be negative.");
+            failures.Add("MistralAuthOptions.RefreshBeforeExpiry must not be negative, nor longer than 24 hours (the longest lifetime a token is believed to have).");
         }
 
-        if (options.RefreshTimeout <= TimeSpan.Zero)
+        if (options.RefreshTimeout <= TimeSpan.Zero || options.RefreshTimeout > MaxDuration)
         {
-            failures.Add("MistralAuthOptions.RefreshTimeout must be positive.");
+            failures.Add("MistralAuthOptions.RefreshTimeout must be positive and at most one day (Timeout.InfiniteTimeSpan is not allowed: a refresh that never ends would hold every caller).");
         }
 
-        if (options.RefreshRetryDelay <= TimeSpan.Zero)
+        if (options.RefreshRetryDelay <= TimeSpan.Zero || options.RefreshRetryDelay > MaxDuration)
         {
-            failures.Add("MistralAuthOptions.RefreshRetryDelay must be positive.");
+            failures.Add("MistralAuthOptions.RefreshRetryDelay must be positive and at most one day.");
         }
     }
+
+    /// <summary>The longest duration any setting may take.</summary>
+    private static readonly TimeSpan MaxDuration = TimeSpan.FromDays(1);
 
     private static void CheckResilience(TokenEndpointResilienceOptions resilience, List<string> failures)
     {

@@ -175,14 +175,17 @@ public sealed class FileTokenStore : ITokenStore
         {
             throw Corrupt("it is not valid JSON");
         }
+        catch (FormatException ex)
+        {
+            throw Corrupt($"it has {ex.Message}");
+        }
     }
 
     private string Source => $"token store file '{Path}'";
 
     private MistralAuthException Corrupt(string what) => StoredTokens.Corrupt(Source, what);
 
-    private static string? String(JsonElement root, string name) =>
-        root.TryGetProperty(name, out var value) && value.ValueKind == JsonValueKind.String ? value.GetString() : null;
+    private static string? String(JsonElement root, string name) => JsonText.String(root, name);
 
     private static DateTimeOffset? Time(JsonElement root, string name) =>
         root.TryGetProperty(name, out var value) && value.TryGetDateTimeOffset(out var time) ? time : null;

@@ -14,6 +14,66 @@ namespace Mistral.Auth.Internal;
 /// </remarks>
 internal sealed class RefreshTelemetry(ILogger logger, MistralAuthTelemetry instruments, Uri? tokenEndpoint, TimeProvider time)
 {
+    /// <summary>
+    /// <see cref="Start"/>, for the manager: what listens to the span, the meters or the logs is the application's
+    /// code, and a listener that throws must not fail a refresh or leave its callers waiting. It is logged instead.
+    /// </summary>
+    public Activity? StartGuarded(string reason)
+    {
+        try
+        {
+            return Start(reason);
+        }
+        catch (Exception ex)
+        {
+            ListenerFailed(ex);
+            return null;
+        }
+    }
+
+    /// <summary>Ends the span, a listener's exception logged (see <see cref="StartGuarded"/>).</summary>
+    public void EndGuarded(Activity? activity)
+    {
+        try
+        {
+            activity?.Dispose();
+        }
+        catch (Exception ex)
+        {
+            ListenerFailed(ex);
+        }
+    }
+
+    /// <summary><see cref="Succeeded"/>, a listener's exception logged (see <see cref="StartGuarded"/>).</summary>
+    public void SucceededGuarded<TSender>(
+        Activity? activity, RefreshAttempt attempt, long started, AcquiredToken acquired, AccessTokenState? previous,
+        TSender sender, EventHandler<TokenRefreshedEventArgs>? handler)
+    {
+        try
+        {
+            Succeeded(activity, attempt, started, acquired, previous, sender, handler);
+        }
+        catch (Exception ex)
+        {
+            ListenerFailed(ex);
+        }
+    }
+
+    /// <summary><see cref="Failed"/>, a listener's exception logged (see <see cref="StartGuarded"/>).</summary>
+    public void FailedGuarded<TSender>(
+        Activity? activity, RefreshAttempt attempt, long started, MistralAuthException failure, AccessTokenState? previous,
+        TimeSpan retryDelay, TSender sender, EventHandler<TokenRefreshFailedEventArgs>? handler)
+    {
+        try
+        {
+            Failed(activity, attempt, started, failure, previous, retryDelay, sender, handler);
+        }
+        catch (Exception ex)
+        {
+            ListenerFailed(ex);
+        }
+    }
+
     /// <summary>Starts the refresh's span (when something listens).</summary>
     public Activity? Start(string reason)
     {
@@ -122,6 +182,19 @@ internal sealed class RefreshTelemetry(ILogger logger, MistralAuthTelemetry inst
         _ when failure.StatusCode is >= 100 and < 600 => string.Create(CultureInfo.InvariantCulture, $"http_{failure.StatusCode}"),
         _ => "unavailable",
     };
+
+    /// <summary>A span, meter or log listener threw while a refresh reported: logged, never the refresh's failure.</summary>
+    private void ListenerFailed(Exception exception)
+    {
+        try
+        {
+            logger.EventHandlerFailed("telemetry", exception);
+        }
+        catch (Exception)
+        {
+            // The logger itself threw: there is nowhere left to say it.
+        }
+    }
 
     /// <summary>Raises one of the manager's events; a handler that throws is logged and otherwise ignored.</summary>
     private void Raise<TSender, TArgs>(TSender sender, EventHandler<TArgs>? handler, TArgs args, string name)

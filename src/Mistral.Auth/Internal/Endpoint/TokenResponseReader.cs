@@ -42,44 +42,56 @@ internal sealed class TokenResponseReader(string endpointForMessages)
                 throw Invalid(response, "JSON that is not an object");
             }
 
-            var accessToken = ReadString(response, root, "access_token");
-            if (string.IsNullOrWhiteSpace(accessToken))
+            try
             {
-                throw Invalid(response, "no access_token");
+                return Read(response, root, credentials, dpopKey);
             }
-
-            if (BearerTokenSyntax.Problem(accessToken) is { } problem)
+            catch (FormatException ex)
             {
-                throw Invalid(response, $"an access_token containing {problem}, which a bearer token cannot hold ({BearerTokenSyntax.Rule}); it was not used");
+                throw Invalid(response, ex.Message); // a string that is not valid text, named but never shown
             }
-
-            var tokenType = ReadString(response, root, "token_type");
-            if (dpopKey is not null && !string.Equals(tokenType, "DPoP", StringComparison.OrdinalIgnoreCase))
-            {
-                // RFC 9449 §5: a server that ignored the proof issued a bearer token; using it would drop the protection
-                // the application asked for without a word.
-                throw Invalid(response, $"token_type '{(tokenType is null ? "(none)" : SecretScrubber.Scrub(tokenType, credentials))}' where 'DPoP' was expected: the server did not bind the token to the DPoP key (RFC 9449 §5), so it was not used. Turn DPoP on for this client at the server, or set UseDPoP to false");
-            }
-
-            if (dpopKey is null && tokenType is not null && !string.Equals(tokenType, "Bearer", StringComparison.OrdinalIgnoreCase))
-            {
-                var hint = string.Equals(tokenType, "DPoP", StringComparison.OrdinalIgnoreCase) ? "; the server binds tokens with DPoP, so set UseDPoP" : string.Empty;
-                throw Invalid(response, $"token_type '{SecretScrubber.Scrub(tokenType, credentials)}' where 'Bearer' was expected (RFC 6750){hint}");
-            }
-
-            var expiresIn = ReadSeconds(response, root, "expires_in", "a token lifetime");
-            var refreshIn = ReadSeconds(response, root, "refresh_in", "a refresh hint");
-            var newRefreshToken = ReadString(response, root, "refresh_token");
-
-            return new TokenResponse
-            {
-                AccessToken = accessToken,
-                ExpiresIn = expiresIn,
-                RefreshIn = refreshIn,
-                RefreshToken = string.IsNullOrEmpty(newRefreshToken) ? null : newRefreshToken,
-                BoundKey = dpopKey,
-            };
         }
+    }
+
+    private TokenResponse Read(HttpResponseMessage response, JsonElement root, ClientCredentials credentials, DPoPKey? dpopKey)
+    {
+        var accessToken = ReadString(response, root, "access_token");
+        if (string.IsNullOrWhiteSpace(accessToken))
+        {
+            throw Invalid(response, "no access_token");
+        }
+
+        if (BearerTokenSyntax.Problem(accessToken) is { } problem)
+        {
+            throw Invalid(response, $"an access_token containing {problem}, which a bearer token cannot hold ({BearerTokenSyntax.Rule}); it was not used");
+        }
+
+        var tokenType = ReadString(response, root, "token_type");
+        if (dpopKey is not null && !string.Equals(tokenType, "DPoP", StringComparison.OrdinalIgnoreCase))
+        {
+            // RFC 9449 §5: a server that ignored the proof issued a bearer token; using it would drop the protection
+            // the application asked for without a word.
+            throw Invalid(response, $"token_type '{(tokenType is null ? "(none)" : SecretScrubber.Scrub(tokenType, credentials))}' where 'DPoP' was expected: the server did not bind the token to the DPoP key (RFC 9449 §5), so it was not used. Turn DPoP on for this client at the server, or set UseDPoP to false");
+        }
+
+        if (dpopKey is null && tokenType is not null && !string.Equals(tokenType, "Bearer", StringComparison.OrdinalIgnoreCase))
+        {
+            var hint = string.Equals(tokenType, "DPoP", StringComparison.OrdinalIgnoreCase) ? "; the server binds tokens with DPoP, so set UseDPoP" : string.Empty;
+            throw Invalid(response, $"token_type '{SecretScrubber.Scrub(tokenType, credentials)}' where 'Bearer' was expected (RFC 6750){hint}");
+        }
+
+        var expiresIn = ReadSeconds(response, root, "expires_in", "a token lifetime");
+        var refreshIn = ReadSeconds(response, root, "refresh_in", "a refresh hint");
+        var newRefreshToken = ReadString(response, root, "refresh_token");
+
+        return new TokenResponse
+        {
+            AccessToken = accessToken,
+            ExpiresIn = expiresIn,
+            RefreshIn = refreshIn,
+            RefreshToken = string.IsNullOrEmpty(newRefreshToken) ? null : newRefreshToken,
+            BoundKey = dpopKey,
+        };
     }
 
     /// <summary>The <c>error</c> code of an RFC 6749 §5.2 error body, as the server wrote it; <see langword="null"/> when there is none.</summary>
@@ -130,7 +142,7 @@ internal sealed class TokenResponseReader(string endpointForMessages)
         }
 
         return value.ValueKind == JsonValueKind.String
-            ? value.GetString()
+            ? JsonText.Text(value, name)
             : throw Invalid(response, $"a {name} that is not a string");
     }
 
@@ -151,7 +163,7 @@ internal sealed class TokenResponseReader(string endpointForMessages)
             seconds = value.GetDouble();
         }
         else if (value.ValueKind != JsonValueKind.String
-            || !double.TryParse(value.GetString(), NumberStyles.Float, CultureInfo.InvariantCulture, out seconds))
+            || !double.TryParse(JsonText.Text(value, name), NumberStyles.Float, CultureInfo.InvariantCulture, out seconds))
         {
             throw Invalid(response, $"an {name} that is not a number of seconds");
         }
@@ -170,8 +182,18 @@ internal sealed class TokenResponseReader(string endpointForMessages)
             StatusCode = (int)response.StatusCode,
         };
 
-    private static string? StringOrNull(JsonElement root, string name) =>
-        root.TryGetProperty(name, out var value) && value.ValueKind == JsonValueKind.String ? value.GetString() : null;
+    /// <summary>An error field; one that is not valid text is named instead of shown.</summary>
+    private static string? StringOrNull(JsonElement root, string name)
+    {
+        try
+        {
+            return JsonText.String(root, name);
+        }
+        catch (FormatException)
+        {
+            return $"({name} was not valid text)";
+        }
+    }
 
     private static (string? Error, string? Description) ErrorFields(HttpResponseMessage response, byte[] body)
     {

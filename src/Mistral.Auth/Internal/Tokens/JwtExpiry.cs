@@ -8,6 +8,12 @@ namespace Mistral.Auth.Internal;
 internal static class JwtExpiry
 {
     /// <summary>
+    /// The latest NumericDate believed: the end of year 9999, as far as <see cref="DateTimeOffset"/> goes. A claim before
+    /// the epoch or after this is no time at all (RFC 7519 §2), and arithmetic on it could overflow.
+    /// </summary>
+    private const long MaxNumericDate = 253_402_300_799;
+
+    /// <summary>
     /// Reads the token's <c>exp</c> and <c>iat</c> claims (seconds since the Unix epoch).
     /// </summary>
     /// <returns>
@@ -131,15 +137,18 @@ internal static class JwtExpiry
             throw Malformed($"its '{claim}' claim is not a number of seconds");
         }
 
-        if (reader.TryGetInt64(out var whole))
+        long value;
+        if (!reader.TryGetInt64(out value))
         {
-            return whole;
+            var seconds = reader.GetDouble();
+            value = double.IsFinite(seconds) && Math.Abs(seconds) < 1e15
+                ? (long)round(seconds)
+                : throw Malformed($"its '{claim}' claim is not a number of seconds");
         }
 
-        var seconds = reader.GetDouble();
-        return double.IsFinite(seconds) && Math.Abs(seconds) < 1e15
-            ? (long)round(seconds)
-            : throw Malformed($"its '{claim}' claim is not a number of seconds");
+        return value is >= 0 and <= MaxNumericDate
+            ? value
+            : throw Malformed($"its '{claim}' claim is not a time between 1970 and 9999");
     }
 
     private static bool IsValidObject(ReadOnlySpan<byte> json)

@@ -44,9 +44,18 @@ internal sealed class ClientSigningKey : IDisposable
     {
         if (options.ClientSigningCertificate is { } certificate)
         {
-            AsymmetricAlgorithm key = (AsymmetricAlgorithm?)certificate.GetRSAPrivateKey()
-                ?? certificate.GetECDsaPrivateKey()
-                ?? throw new ArgumentException("MistralAuthOptions.ClientSigningCertificate has no RSA or ECDSA private key.");
+            AsymmetricAlgorithm key;
+            try
+            {
+                key = (AsymmetricAlgorithm?)certificate.GetRSAPrivateKey()
+                    ?? certificate.GetECDsaPrivateKey()
+                    ?? throw new ArgumentException("MistralAuthOptions.ClientSigningCertificate has no RSA or ECDSA private key.");
+            }
+            catch (Exception ex) when (IsUnreadableKey(ex))
+            {
+                throw new ArgumentException($"MistralAuthOptions.ClientSigningCertificate's private key could not be read ({ex.GetType().Name}).", ex);
+            }
+
             return Create(key, options.ClientSigningAlgorithm, options.ClientSigningKeyId, certificate, "ClientSigningCertificate");
         }
 
@@ -63,10 +72,26 @@ internal sealed class ClientSigningKey : IDisposable
     public static ClientSigningKey FromText(string text, string? algorithm, string? keyId, string setting)
     {
         text = text.Trim();
-        return text.StartsWith('{')
-            ? FromJwk(text, algorithm, keyId, setting)
-            : Create(FromPem(text, setting), algorithm, keyId, null, setting);
+        try
+        {
+            return text.StartsWith('{')
+                ? FromJwk(text, algorithm, keyId, setting)
+                : Create(FromPem(text, setting), algorithm, keyId, null, setting);
+        }
+        catch (FormatException ex)
+        {
+            throw new ArgumentException($"MistralAuthOptions.{setting} is a JWK with {ex.Message}.", ex);
+        }
+        catch (Exception ex) when (IsUnreadableKey(ex))
+        {
+            // The platform's own complaint (an unknown curve, parameters it will not take): typed, naming the setting.
+            throw new ArgumentException($"MistralAuthOptions.{setting} could not be read as a private key this platform can use ({ex.GetType().Name}).", ex);
+        }
     }
+
+    /// <summary>What the platform's cryptography throws at a key it cannot take, besides the errors the readers report.</summary>
+    private static bool IsUnreadableKey(Exception exception) =>
+        exception is CryptographicException or PlatformNotSupportedException or NotSupportedException or InvalidOperationException;
 
     /// <summary>Wraps a key made in code: the application's to dispose unless <paramref name="owned"/>.</summary>
     /// <exception cref="ArgumentException">The key does not fit the algorithm; the message names the setting.</exception>
@@ -110,7 +135,7 @@ internal sealed class ClientSigningKey : IDisposable
             rsa.ImportFromPem(pem);
             return rsa;
         }
-        catch (Exception ex) when (ex is CryptographicException or ArgumentException)
+        catch (Exception ex) when (ex is ArgumentException || IsUnreadableKey(ex))
         {
             rsa.Dispose();
         }
@@ -121,7 +146,7 @@ internal sealed class ClientSigningKey : IDisposable
             ecdsa.ImportFromPem(pem);
             return ecdsa;
         }
-        catch (Exception ex) when (ex is CryptographicException or ArgumentException)
+        catch (Exception ex) when (ex is ArgumentException || IsUnreadableKey(ex))
         {
             ecdsa.Dispose();
             throw new ArgumentException($"MistralAuthOptions.{setting} could not be read as an RSA or EC private key in PEM.");
@@ -242,8 +267,7 @@ internal sealed class ClientSigningKey : IDisposable
         return new ClientSigningKey(key, chosen, keyId, certificate, owned);
     }
 
-    private static string? Member(JsonElement jwk, string name) =>
-        jwk.TryGetProperty(name, out var value) && value.ValueKind == JsonValueKind.String ? value.GetString() : null;
+    private static string? Member(JsonElement jwk, string name) => JsonText.String(jwk, name);
 
     private static byte[] Required(JsonElement jwk, string name, string setting) =>
         Optional(jwk, name, setting) ?? throw new ArgumentException(

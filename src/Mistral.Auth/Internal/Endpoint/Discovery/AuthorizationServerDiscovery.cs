@@ -169,32 +169,45 @@ internal sealed class AuthorizationServerDiscovery
                 throw Failure($"{shown} answered JSON that is not an object");
             }
 
-            var issuer = String(root, "issuer");
-            if (!string.Equals(issuer, _issuer, StringComparison.Ordinal))
+            try
             {
-                var hint = issuer is not null && issuer.TrimEnd('/') == _issuer.TrimEnd('/') ? " (they differ only in the trailing slash: set Authority to the published issuer exactly)" : string.Empty;
-                throw Failure($"{shown} publishes issuer '{Shown(issuer)}', which is not the configured Authority '{_issuer}'{hint} (RFC 8414 §3.3); the document was not used");
+                return Target(shown, root);
             }
-
-            var published = String(root, "token_endpoint");
-            if (published is null || !Uri.TryCreate(published, UriKind.Absolute, out var endpoint))
+            catch (FormatException ex)
             {
-                throw Failure($"{shown} publishes no absolute token_endpoint");
+                throw Failure($"{shown} publishes {ex.Message}");
             }
-
-            if (!SecureTransport.Allows(endpoint)
-                || endpoint.UserInfo.Length > 0 || endpoint.Fragment.Length > 0)
-            {
-                throw Failure($"{shown} publishes the token_endpoint {TokenEndpointClient.ForMessages(endpoint)}, which is not HTTPS (plain HTTP is allowed only on loopback) or carries user information or a fragment; credentials are not sent there");
-            }
-
-            return new TokenEndpointTarget(
-                endpoint,
-                published,
-                Strings(root, "token_endpoint_auth_methods_supported") ?? ["client_secret_basic"],
-                Strings(root, "dpop_signing_alg_values_supported"),
-                issuer);
         }
+    }
+
+    /// <summary>Where the metadata says token requests go, checked: the issuer, the token endpoint, what it supports.</summary>
+    private TokenEndpointTarget Target(string shown, JsonElement root)
+    {
+        var issuer = String(root, "issuer");
+        if (!string.Equals(issuer, _issuer, StringComparison.Ordinal))
+        {
+            var hint = issuer is not null && issuer.TrimEnd('/') == _issuer.TrimEnd('/') ? " (they differ only in the trailing slash: set Authority to the published issuer exactly)" : string.Empty;
+            throw Failure($"{shown} publishes issuer '{Shown(issuer)}', which is not the configured Authority '{_issuer}'{hint} (RFC 8414 §3.3); the document was not used");
+        }
+
+        var published = String(root, "token_endpoint");
+        if (published is null || !Uri.TryCreate(published, UriKind.Absolute, out var endpoint))
+        {
+            throw Failure($"{shown} publishes no absolute token_endpoint");
+        }
+
+        if (!SecureTransport.Allows(endpoint)
+            || endpoint.UserInfo.Length > 0 || endpoint.Fragment.Length > 0)
+        {
+            throw Failure($"{shown} publishes the token_endpoint {TokenEndpointClient.ForMessages(endpoint)}, which is not HTTPS (plain HTTP is allowed only on loopback) or carries user information or a fragment; credentials are not sent there");
+        }
+
+        return new TokenEndpointTarget(
+            endpoint,
+            published,
+            Strings(root, "token_endpoint_auth_methods_supported") ?? ["client_secret_basic"],
+            Strings(root, "dpop_signing_alg_values_supported"),
+            issuer);
     }
 
     /// <summary>
@@ -211,9 +224,9 @@ internal sealed class AuthorizationServerDiscovery
         var list = new List<string>();
         foreach (var value in values.EnumerateArray())
         {
-            if (value.ValueKind == JsonValueKind.String && value.GetString() is { } text)
+            if (value.ValueKind == JsonValueKind.String)
             {
-                list.Add(text);
+                list.Add(JsonText.Text(value, name));
             }
         }
 
@@ -231,8 +244,7 @@ internal sealed class AuthorizationServerDiscovery
     private static Uri Appended(Uri issuer, string suffix) =>
         new($"{issuer.GetLeftPart(UriPartial.Authority)}{issuer.AbsolutePath.TrimEnd('/')}/.well-known/{suffix}");
 
-    private static string? String(JsonElement root, string name) =>
-        root.TryGetProperty(name, out var value) && value.ValueKind == JsonValueKind.String ? value.GetString() : null;
+    private static string? String(JsonElement root, string name) => JsonText.String(root, name);
 
     private static string Shown(string? value) =>
         value is null ? "(none)" : value.Length > 200 ? value[..200] + "…" : value;
