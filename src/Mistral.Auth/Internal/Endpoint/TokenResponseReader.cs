@@ -168,7 +168,7 @@ internal sealed class TokenResponseReader(string endpointForMessages)
             throw Invalid(response, $"an {name} that is not a number of seconds");
         }
 
-        if (!double.IsFinite(seconds) || seconds <= 0)
+        if (!double.IsFinite(seconds) || seconds < 1) // a fraction of a second is no lifetime at all, and would become 0
         {
             throw Invalid(response, string.Create(CultureInfo.InvariantCulture, $"{name} {seconds}: {meaning} must be a positive number of seconds"));
         }

@@ -38,7 +38,10 @@ internal sealed class AllowedHostSet
             }
             else
             {
-                var ascii = ToAscii(trimmed);
+                // As a URI would name it: "0x7f.1" is 127.0.0.1, and a name is lower-case ASCII (punycode).
+                var ascii = Uri.TryCreate($"https://{trimmed}/", UriKind.Absolute, out var named) && HostOf(named) is { } canonical
+                    ? canonical.ToLowerInvariant()
+                    : ToAscii(trimmed);
                 exact.Add(ascii);
                 var display = ToUnicode(ascii);
                 if (!string.Equals(display, ascii, StringComparison.Ordinal))
@@ -121,7 +124,11 @@ internal sealed class AllowedHostSet
         }
 
         // Host first, in its ASCII form (Uri.Host keeps an internationalised host in Unicode).
-        var host = uri.HostNameType == UriHostNameType.Dns ? uri.IdnHost : uri.Host;
+        if (HostOf(uri) is not { } host)
+        {
+            return false; // a host that has no ASCII form is no host of ours
+        }
+
         var known = false;
         foreach (var allowed in _exact)
         {
@@ -146,6 +153,22 @@ internal sealed class AllowedHostSet
 
         // Then the transport: HTTPS, or plain HTTP to a loopback address only (RFC 6750 §5.3).
         return known && SecureTransport.Allows(uri);
+    }
+
+    /// <summary>
+    /// The URI's host in ASCII form (punycode for an internationalised name), or <see langword="null"/> when it has none:
+    /// <see cref="Uri.IdnHost"/> throws for a host with characters IDNA forbids.
+    /// </summary>
+    public static string? HostOf(Uri uri)
+    {
+        try
+        {
+            return uri.HostNameType == UriHostNameType.Dns ? uri.IdnHost : uri.Host;
+        }
+        catch (UriFormatException)
+        {
+            return null;
+        }
     }
 
     public static bool IsValidEntry(string? entry)

@@ -267,11 +267,12 @@ internal sealed class RequestProtocol
         _logger.TokenWithheld(HostOf(uri));
         if (refuse)
         {
-            var where = uri is { IsAbsoluteUri: true } ? $"{uri.Scheme}://{uri.IdnHost}" : "a relative URI";
+            var where = uri is { IsAbsoluteUri: true } ? $"{uri.Scheme}://{HostOf(uri)}" : "a relative URI";
             throw new MistralAuthException(
                 $"The request to {where} was not sent: the access token goes only to {Hosts} (MistralAuthOptions.AllowedHosts), over HTTPS or plain HTTP to a loopback address (RFC 6750 §5.3). Add the host to AllowedHosts if it should get the token, and use an https:// endpoint.");
         }
     }
 
-    private static string HostOf(Uri? uri) => uri is { IsAbsoluteUri: true } ? uri.IdnHost : "(no URI)";
+    private static string HostOf(Uri? uri) =>
+        uri is { IsAbsoluteUri: true } ? AllowedHostSet.HostOf(uri) ?? "(a host with no ASCII form)" : "(no URI)";
 }

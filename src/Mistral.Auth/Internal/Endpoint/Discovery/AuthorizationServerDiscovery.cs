@@ -149,7 +149,7 @@ internal sealed class AuthorizationServerDiscovery
         }
     }
 
-    private TokenEndpointTarget Parse(string shown, byte[] body, string? mediaType)
+    internal TokenEndpointTarget Parse(string shown, byte[] body, string? mediaType)
     {
         JsonDocument document;
         try
