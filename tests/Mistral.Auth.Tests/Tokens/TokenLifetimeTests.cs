@@ -85,6 +85,52 @@ public class TokenLifetimeTests
         Assert.Contains("expires within a second", error.Message, StringComparison.Ordinal);
     }
 
+    [Theory]
+    [InlineData(900, true)]  // exactly the clock skew tolerated: still accepted, its lifetime from iat
+    [InlineData(901, false)] // a second more: dead on arrival
+    public void Compute_ExpInThePast_ToleratedUpToTheClockSkewExactly(int pastBy, bool accepted)
+    {
+        var token = TestJwt.Create(Now - pastBy - 600, Now - pastBy);
+
+        if (accepted)
+        {
+            Assert.Equal(TimeSpan.FromSeconds(599), Compute(token, expiresIn: null));
+            return;
+        }
+
+        var error = Assert.Throws<MistralAuthException>(() => Compute(token, expiresIn: null));
+        Assert.Equal("The access token from the token endpoint is already expired: its exp is 901 s in the past, more than the 15 minutes of clock skew tolerated.", error.Message);
+    }
+
+    [Theory]
+    [InlineData(0, 0)]
+    [InlineData(-5, -5)]
+    public void Compute_ExpNotAfterIat_SaysByHowMuch(int expMinusIat, int shown)
+    {
+        var error = Assert.Throws<MistralAuthException>(() => Compute(TestJwt.Create(Now + 100, Now + 100 + expMinusIat), expiresIn: null));
+
+        Assert.Equal($"The access token from the token endpoint is already expired: its exp is not after its iat ({shown} s).", error.Message);
+    }
+
+    [Theory]
+    [InlineData(0)]
+    [InlineData(10)]
+    public void Compute_ExpOnlyAndNotInTheFuture_SaysItHasNoIat(int pastBy)
+    {
+        var error = Assert.Throws<MistralAuthException>(() => Compute(TestJwt.Create(issuedAt: null, expiresAt: Now - pastBy), expiresIn: null));
+
+        Assert.Equal($"The access token from the token endpoint is already expired: its exp is {pastBy} s in the past and it has no iat.", error.Message);
+    }
+
+    [Theory]
+    [InlineData(86_400, 86_399)]
+    [InlineData(86_401, 86_400)]
+    [InlineData(86_402, 86_400)]
+    public void Compute_AroundTheCap_NeverLongerThanIt(long expiresIn, long seconds)
+    {
+        Assert.Equal(TimeSpan.FromSeconds(seconds), Compute("opaque-token", expiresIn));
+    }
+
     private static TimeSpan Compute(string token, long? expiresIn) =>
         TokenLifetime.Compute(new TokenResponse { AccessToken = token, ExpiresIn = expiresIn }, SentOn, Cap);
 }

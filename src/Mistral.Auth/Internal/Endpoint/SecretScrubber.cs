@@ -59,7 +59,6 @@ internal static class SecretScrubber
             AddBase64(forms, $"{credentials.ClientId}:{credentials.ClientSecret}");
         }
 
-        forms.RemoveWhere(string.IsNullOrEmpty);
         return [.. forms.OrderByDescending(f => f.Length)];
     }
 
@@ -74,7 +73,7 @@ internal static class SecretScrubber
         string[] urlForms =
         [
             escaped,                                                 // %20, upper-case hex (RFC 3986)
-            LowerHex(escaped),                                       // the same with lower-case hex
+            LowerHex(escaped),                                       // lower-case hex: the same text, but not the same base64
             TokenRequestContent.FormEncode(secret),                  // + for space (HTML forms, FormUrlEncodedContent)
             WebUtility.UrlEncode(secret),                            // + for space, WebUtility's choice of escapes
             HttpUtility.UrlEncode(secret),                           // + for space, lower-case hex, ' ( ) * ! left as they are
@@ -86,9 +85,7 @@ internal static class SecretScrubber
             JsonEscapeMinimal(secret),                               // what most other JSON writers emit
             JsonEscapeMinimal(secret).Replace("/", "\\/", StringComparison.Ordinal), // PHP and others escape '/'
         ];
-        var textForms = new List<string>(urlForms.Length * 2 + jsonForms.Length + 1) { secret };
-        textForms.AddRange(urlForms);
-        textForms.AddRange(jsonForms);
+        List<string> textForms = [secret, .. urlForms, .. jsonForms];
         foreach (var url in urlForms)
         {
             textForms.Add(JsonEncodedText.Encode(url).ToString()); // a form body echoed inside a JSON string
@@ -123,13 +120,7 @@ internal static class SecretScrubber
             }
         }
 
-        var aligned = bytes.Length / 3 * 3;
-        if (aligned < bytes.Length && aligned * 4 / 3 >= MinimumPartialLength)
-        {
-            var core = Convert.ToBase64String(bytes, 0, aligned); // followed by other bytes: its last group is not its own
-            AddBase64Text(forms, core);
-            forms.Add(ToUrl(core));
-        }
+        // Followed by other bytes, its leading groups are the whole form's first characters: MaskPartial finds them.
     }
 
     /// <summary>Base64 text, and the same inside a JSON string written by System.Text.Json (which writes '+' as +).</summary>
@@ -163,7 +154,7 @@ internal static class SecretScrubber
     /// <summary>Only what JSON requires: quote, backslash and control characters.</summary>
     private static string JsonEscapeMinimal(string value)
     {
-        var builder = new StringBuilder(value.Length + 8);
+        var builder = new StringBuilder();
         foreach (var c in value)
         {
             _ = c switch

@@ -115,7 +115,7 @@ internal sealed class TokenResponseReader(string endpointForMessages)
         }
         else if (body.Length > 0)
         {
-            message.Append(CultureInfo.InvariantCulture, $", with a {MediaType(response)} body that is not an OAuth 2.0 error");
+            message.Append(CultureInfo.InvariantCulture, $", with {MediaType(response)} body that is not an OAuth 2.0 error");
         }
 
         if (attempts > 1)
@@ -157,13 +157,13 @@ internal sealed class TokenResponseReader(string endpointForMessages)
             return null;
         }
 
-        double seconds;
-        if (value.ValueKind == JsonValueKind.Number)
+        var seconds = value.ValueKind switch
         {
-            seconds = value.GetDouble();
-        }
-        else if (value.ValueKind != JsonValueKind.String
-            || !double.TryParse(JsonText.Text(value, name), NumberStyles.Float, CultureInfo.InvariantCulture, out seconds))
+            JsonValueKind.Number => value.GetDouble(),
+            JsonValueKind.String => ParseSeconds(JsonText.Text(value, name)),
+            _ => double.NaN,
+        };
+        if (double.IsNaN(seconds))
         {
             throw Invalid(response, $"an {name} that is not a number of seconds");
         }
@@ -175,6 +175,10 @@ internal sealed class TokenResponseReader(string endpointForMessages)
 
         return seconds >= long.MaxValue / TimeSpan.TicksPerSecond ? long.MaxValue / TimeSpan.TicksPerSecond : (long)seconds;
     }
+
+    /// <summary>A number of seconds written as a JSON string; <see cref="double.NaN"/> when it is none.</summary>
+    private static double ParseSeconds(string text) =>
+        double.TryParse(text, NumberStyles.Float, CultureInfo.InvariantCulture, out var seconds) ? seconds : double.NaN;
 
     private MistralAuthException Invalid(HttpResponseMessage response, string what) =>
         new($"The token endpoint {_endpointForMessages} answered {Status(response)} with {what}.")
@@ -223,8 +227,12 @@ internal sealed class TokenResponseReader(string endpointForMessages)
                 || mediaType.EndsWith("+json", StringComparison.OrdinalIgnoreCase));
     }
 
-    private static string MediaType(HttpResponseMessage response) =>
-        response.Content.Headers.ContentType?.MediaType ?? "untyped";
+    /// <summary>"a text/html", "an application/json", or "an untyped" when the response names no media type.</summary>
+    private static string MediaType(HttpResponseMessage response)
+    {
+        var mediaType = response.Content.Headers.ContentType?.MediaType ?? "untyped";
+        return mediaType is ['a' or 'e' or 'i' or 'o' or 'u', ..] ? $"an {mediaType}" : $"a {mediaType}";
+    }
 
     public static string Status(HttpResponseMessage response) =>
         string.Create(CultureInfo.InvariantCulture, $"HTTP {(int)response.StatusCode} ({response.StatusCode})");

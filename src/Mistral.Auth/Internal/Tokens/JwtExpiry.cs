@@ -107,15 +107,12 @@ internal static class JwtExpiry
                 }
                 else
                 {
-                    reader.Read();
-                    reader.Skip();
+                    reader.Skip(); // from the name past its value
                 }
             }
 
-            if (reader.TokenType != JsonTokenType.EndObject || reader.Read())
-            {
-                throw Malformed("its payload is not valid JSON");
-            }
+            // The loop stops at the object's end (an unfinished object throws); one read more throws on anything after it.
+            reader.Read();
         }
         catch (JsonException)
         {
@@ -133,7 +130,6 @@ internal static class JwtExpiry
 
         if (reader.TokenType != JsonTokenType.Number)
         {
-            reader.Skip();
             throw Malformed($"its '{claim}' claim is not a number of seconds");
         }
 
@@ -151,16 +147,13 @@ internal static class JwtExpiry
             : throw Malformed($"its '{claim}' claim is not a time between 1970 and 9999");
     }
 
+    /// <summary>Whether <paramref name="json"/>, which <see cref="StartsLikeObject"/> accepted, is one JSON object and nothing more.</summary>
     private static bool IsValidObject(ReadOnlySpan<byte> json)
     {
         try
         {
             var reader = new Utf8JsonReader(json);
-            if (!reader.Read() || reader.TokenType != JsonTokenType.StartObject)
-            {
-                return false;
-            }
-
+            reader.Read();
             reader.Skip();
             return !reader.Read();
         }

@@ -60,6 +60,7 @@ internal static class TokenLifetime
             lifetimeSeconds = lifetimeSeconds is { } fromJwt ? Math.Min(fromJwt, expiresIn) : expiresIn;
         }
 
+        // Never longer than maxLifetime: at most its whole seconds, after the second given up to granularity.
         var lifetime = TimeSpan.FromSeconds(Math.Min(lifetimeSeconds!.Value, (long)maxLifetime.TotalSeconds + 1))
             - MistralAuthDefaults.SecondGranularity;
         if (lifetime <= TimeSpan.Zero)
@@ -67,7 +68,7 @@ internal static class TokenLifetime
             throw new MistralAuthException("The access token from the token endpoint expires within a second of being issued: it cannot be used.");
         }
 
-        return lifetime > maxLifetime ? maxLifetime : lifetime;
+        return lifetime;
     }
 
     private static string Invariant(FormattableString text) => text.ToString(CultureInfo.InvariantCulture);
