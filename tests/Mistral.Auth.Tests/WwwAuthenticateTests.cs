@@ -33,6 +33,59 @@ public class WwwAuthenticateTests
     }
 
     [Theory]
+    [InlineData("""error = "invalid_token" , realm =api""", "invalid_token", "api")]
+    [InlineData("error\t=\tinvalid_token,realm=\"r\"", "invalid_token", "r")]
+    [InlineData("""error=a!#$%&'*+-.^_`|~/z""", "a!#$%&'*+-.^_`|~/z", null)]
+    [InlineData("""error=""", null, null)]
+    [InlineData("""error=, realm="x" """, null, null)]
+    [InlineData("""error="abc\""", null, null)]
+    [InlineData("""error="a\"b", realm=x""", "a\"b", "x")]
+    [InlineData("""realm="x" error="invalid_token" """, "invalid_token", "x")]
+    public void Parse_WhiteSpaceAroundEquals_TokenCharacters_EmptyAndBrokenValues(string parameters, string? error, string? realm)
+    {
+        var challenge = BearerChallenge.Parse(parameters);
+
+        Assert.Equal(error, challenge.Error);
+        Assert.Equal(realm, challenge.Realm);
+    }
+
+    [Theory]
+    [InlineData(null, "none", false)]
+    [InlineData("invalid_token", "invalid_token", false)]
+    [InlineData("invalid_request", "invalid_request", true)]
+    [InlineData("insufficient_scope", "insufficient_scope", true)]
+    [InlineData("use_dpop_nonce", "use_dpop_nonce", true)]
+    [InlineData("invalid_dpop_proof", "invalid_dpop_proof", true)]
+    [InlineData("something_else", "other", false)]
+    [InlineData("", "other", false)]
+    public void Challenge_EachError_ItsTagAndWhetherANewTokenCanHelp(string? error, string tag, bool newTokenCannotHelp)
+    {
+        var challenge = new BearerChallenge(error, null, null, null);
+
+        Assert.Equal(tag, challenge.ErrorTag);
+        Assert.Equal(newTokenCannotHelp, challenge.NewTokenCannotHelp);
+    }
+
+    [Theory]
+    [InlineData("""Bearer error="invalid_token" """, "Bearer", "invalid_token")]
+    [InlineData("""DPoP error="use_dpop_nonce", Bearer error="invalid_request" """, "Bearer", "invalid_request")]
+    [InlineData("""DPoP error="use_dpop_nonce", Bearer error="invalid_request" """, "DPoP", "use_dpop_nonce")]
+    [InlineData("""Basic realm="x" """, "Bearer", null)]
+    [InlineData("   ", "Bearer", null)]
+    [InlineData(null, "Bearer", null)]
+    public void FromHeaderValue_PicksTheChallengeOfTheScheme(string? header, string scheme, string? error)
+    {
+        Assert.Equal(error, BearerChallenge.FromHeaderValue(header, scheme).Error);
+        using var response = new HttpResponseMessage();
+        if (header is not null)
+        {
+            response.Headers.TryAddWithoutValidation("WWW-Authenticate", header);
+        }
+
+        Assert.Equal(error, scheme == "Bearer" ? BearerChallenge.From(response).Error : BearerChallenge.From(response, scheme).Error);
+    }
+
+    [Theory]
     [InlineData("""Bearer error="insufficient_scope", scope="admin" """, "insufficient_scope")]
     [InlineData("""Bearer error="invalid_request", error_description="Malformed" """, "invalid_request")]
     [InlineData("""Basic realm="legacy", Bearer realm="api", error="insufficient_scope" """, "insufficient_scope")]
