@@ -11,6 +11,7 @@ internal sealed class ObservableTimeProvider : FakeTimeProvider
     private readonly object _gate = new();
     private readonly Dictionary<TimeSpan, int> _armed = [];
     private readonly List<(TimeSpan DueTime, int Occurrence, TaskCompletionSource Signal)> _waiters = [];
+    private readonly List<(Func<TimeSpan, bool> Match, TaskCompletionSource<TimeSpan> Signal)> _nextWaiters = [];
 
     public ObservableTimeProvider()
         : base(TestClock.Start)
@@ -51,6 +52,21 @@ internal sealed class ObservableTimeProvider : FakeTimeProvider
         return signal.Task.WaitAsync(TimeSpan.FromSeconds(30));
     }
 
+    /// <summary>
+    /// Completes with the due time of the next timer armed after this call that <paramref name="match"/> accepts: for a
+    /// wait whose length is not known in advance (a jittered retry delay).
+    /// </summary>
+    public Task<TimeSpan> WaitForNextTimerAsync(Func<TimeSpan, bool> match)
+    {
+        var signal = new TaskCompletionSource<TimeSpan>(TaskCreationOptions.RunContinuationsAsynchronously);
+        lock (_gate)
+        {
+            _nextWaiters.Add((match, signal));
+        }
+
+        return signal.Task.WaitAsync(TimeSpan.FromSeconds(30));
+    }
+
     private void Armed(TimeSpan dueTime)
     {
         if (dueTime == Timeout.InfiniteTimeSpan)
@@ -65,6 +81,12 @@ internal sealed class ObservableTimeProvider : FakeTimeProvider
             {
                 waiter.Signal.TrySetResult();
                 _waiters.Remove(waiter);
+            }
+
+            foreach (var waiter in _nextWaiters.Where(w => w.Match(dueTime)).ToList())
+            {
+                waiter.Signal.TrySetResult(dueTime);
+                _nextWaiters.Remove(waiter);
             }
         }
     }

@@ -6,8 +6,8 @@ namespace Mistral.Auth.Internal;
 
 /// <summary>
 /// What surrounds each call to the token endpoint: retries, a timeout per attempt and a circuit breaker. The default
-/// is <see cref="TokenEndpointRetryLoop"/>, written for this one call; an application's own Polly pipeline
-/// (<see cref="MistralAuthOptions.ConfigureResiliencePipeline"/>) replaces it, and only then is Polly loaded.
+/// is Polly's, built at the first failed attempt (<see cref="DefaultTokenEndpointResilience"/>); an application's own pipeline
+/// (<see cref="MistralAuthOptions.ConfigureResiliencePipeline"/>) replaces it. Polly is loaded only then, or once an attempt has failed.
 /// </summary>
 internal abstract class TokenEndpointResilience
 {
@@ -25,7 +25,7 @@ internal abstract class TokenEndpointResilience
     public static TokenEndpointResilience Create(MistralAuthOptions options, TimeProvider timeProvider, ILogger logger) =>
         options.HasCustomResiliencePipeline
             ? PollyTokenEndpointResilience.Create(options, timeProvider)
-            : new TokenEndpointRetryLoop(options.Resilience, timeProvider, logger);
+            : new DefaultTokenEndpointResilience(options.Resilience, timeProvider, logger);
 
     /// <summary>408, 429 and every 5xx are worth another attempt; any other answer is final.</summary>
     public static bool IsTransient(HttpStatusCode status) =>
