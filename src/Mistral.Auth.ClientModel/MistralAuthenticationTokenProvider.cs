@@ -45,7 +45,7 @@ public sealed class MistralAuthenticationTokenProvider : AuthenticationTokenProv
     /// <inheritdoc />
     public override AuthenticationToken GetToken(GetTokenOptions options, CancellationToken cancellationToken)
     {
-        var pending = _tokenManager.GetStateAsync(cancellationToken);
+        var pending = _tokenManager.Cache.GetStateAsync(cancellationToken);
         return ToToken(pending.IsCompletedSuccessfully ? pending.Result : pending.AsTask().GetAwaiter().GetResult());
     }
 
@@ -53,7 +53,7 @@ public sealed class MistralAuthenticationTokenProvider : AuthenticationTokenProv
     /// <remarks>No thread waits: while a refresh runs, the returned task completes when it does.</remarks>
     public override ValueTask<AuthenticationToken> GetTokenAsync(GetTokenOptions options, CancellationToken cancellationToken)
     {
-        var pending = _tokenManager.GetStateAsync(cancellationToken);
+        var pending = _tokenManager.Cache.GetStateAsync(cancellationToken);
         return pending.IsCompletedSuccessfully ? new(ToToken(pending.Result)) : AwaitAsync(pending);
 
         static async ValueTask<AuthenticationToken> AwaitAsync(ValueTask<AccessTokenState> pending) =>

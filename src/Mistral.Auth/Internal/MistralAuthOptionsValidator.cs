@@ -11,6 +11,20 @@ internal sealed class MistralAuthOptionsValidator : IValidateOptions<MistralAuth
         return failures.Count == 0 ? ValidateOptionsResult.Success : ValidateOptionsResult.Fail(failures);
     }
 
+    /// <summary>Returns one message per bad setting, for a manager with a token store or without; none when usable.</summary>
+    public static List<string> Check(MistralAuthOptions options, bool withTokenStore)
+    {
+        var failures = Check(options);
+        if (withTokenStore && options.DPoPEnabled && options.Mode == CredentialMode.RefreshToken && !options.AuthenticatesClient
+            && string.IsNullOrWhiteSpace(options.DPoPKey) && options.DPoPSigningKey is null)
+        {
+            // RFC 9449 §5: a public client's refresh token is bound to its DPoP key. A stored one outlives this process.
+            failures.Add("MistralAuthOptions.UseDPoP for a public client (no ClientSecret or client assertion) with a token store needs a DPoPKey: the server binds a public client's refresh token to the DPoP key (RFC 9449 §5), so with a key generated per process the stored refresh token is unusable after a restart or in another instance. Set DPoPKey, the same on every instance.");
+        }
+
+        return failures;
+    }
+
     /// <summary>Returns one message per bad setting; none when the options are usable.</summary>
     public static List<string> Check(MistralAuthOptions options)
     {

@@ -44,6 +44,27 @@ internal sealed class DPoPContext(DPoPKey key, TimeProvider time) : IDisposable
         return (presented.BoundKey ?? key).CreateProof(method.Method, target, time.GetUtcNow(), nonce, presented.AccessTokenHash);
     }
 
+    /// <summary>
+    /// The proof <see cref="TokenManager.CreateDPoPProof"/> returns: for <paramref name="current"/> when that is the token
+    /// presented (signed with the key it is bound to), else for the token known by its hash; <see langword="null"/>
+    /// when DPoP is off.
+    /// </summary>
+    public static string? ProofFor(DPoPContext? dpop, HttpMethod method, Uri requestUri, string accessToken, AccessTokenState? current)
+    {
+        ArgumentNullException.ThrowIfNull(method);
+        ArgumentNullException.ThrowIfNull(requestUri);
+        ArgumentException.ThrowIfNullOrEmpty(accessToken);
+        if (!requestUri.IsAbsoluteUri)
+        {
+            throw new ArgumentException("A DPoP proof names an absolute URI.", nameof(requestUri));
+        }
+
+        return dpop is null ? null
+            : current is not null && string.Equals(current.AccessToken, accessToken, StringComparison.Ordinal)
+                ? dpop.ForRequest(method, requestUri, current, out _)
+                : dpop.ForRequest(method, requestUri, DPoPKey.AccessTokenHash(accessToken));
+    }
+
     /// <summary>A proof for one API request presenting a token known only by its <c>ath</c>, signed with this credential's key.</summary>
     public string ForRequest(HttpMethod method, Uri target, string accessTokenHash) =>
         key.CreateProof(method.Method, target, time.GetUtcNow(), NonceFor(target, tokenEndpoint: false), accessTokenHash);

@@ -1,3 +1,4 @@
+using Microsoft.Extensions.Logging;
 using System.Diagnostics;
 using System.Diagnostics.Metrics;
 
@@ -64,4 +65,14 @@ internal sealed class MistralAuthTelemetry(Meter meter)
 
     public static MistralAuthTelemetry Create(IMeterFactory? meterFactory) =>
         meterFactory is null ? Shared : new MistralAuthTelemetry(meterFactory.Create(MistralAuthDefaults.TelemetryName, Version));
+
+    /// <summary>
+    /// A 401 whose challenge a new token cannot fix goes back without a refresh: logged on the caller's logger and counted,
+    /// the same by the adapters and by <see cref="TokenManager.RefreshAfterUnauthorizedAsync"/>.
+    /// </summary>
+    public void RefreshDeclined(BearerChallenge challenge, ILogger logger, string fingerprint)
+    {
+        logger.UnauthorizedNotRefreshed(challenge.ErrorTag, fingerprint);
+        Unauthorized.Add(1, new("error", challenge.ErrorTag), new("outcome", "returned"));
+    }
 }

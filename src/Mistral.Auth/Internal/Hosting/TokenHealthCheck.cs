@@ -7,7 +7,7 @@ internal sealed class TokenHealthCheck(TokenManager tokenManager) : IHealthCheck
 {
     public Task<HealthCheckResult> CheckHealthAsync(HealthCheckContext context, CancellationToken cancellationToken = default)
     {
-        var (status, description) = Assess(tokenManager.GetHealthSnapshot());
+        var (status, description) = Assess(tokenManager.Cache.HealthSnapshot());
         var result = status switch
         {
             TokenHealth.Healthy => HealthCheckResult.Healthy(description),

@@ -12,13 +12,13 @@ internal sealed class TokenKeepAliveService(TokenManager tokenManager, TimeProvi
             TimeSpan wait;
             try
             {
-                var refreshOn = await tokenManager.KeepFreshAsync(stoppingToken).ConfigureAwait(false);
+                var refreshOn = await tokenManager.Cache.KeepFreshAsync(stoppingToken).ConfigureAwait(false);
                 wait = refreshOn - timeProvider.GetUtcNow();
             }
             catch (MistralAuthException)
             {
                 // Failed (and logged by the manager), or waiting for new credentials: look again later.
-                wait = tokenManager.RetryDelay;
+                wait = tokenManager.Cache.RetryDelay;
             }
             catch (OperationCanceledException) when (stoppingToken.IsCancellationRequested)
             {

@@ -18,6 +18,7 @@ namespace Mistral.Auth.Internal;
 internal sealed class RequestProtocol
 {
     private readonly TokenManager _manager;
+    private readonly TokenCache _cache;
     private readonly ILogger _logger;
     private readonly DPoPContext? _dpop;
     private readonly Redirects _redirects;
@@ -36,6 +37,7 @@ internal sealed class RequestProtocol
     public RequestProtocol(TokenManager manager, ILogger logger, Uri? baseAddress, Redirects redirects, bool refuseWithheld)
     {
         _manager = manager;
+        _cache = manager.Cache;
         _logger = logger;
         _dpop = manager.DPoP;
         _redirects = redirects;
@@ -58,7 +60,7 @@ internal sealed class RequestProtocol
     /// </summary>
     public bool TryAuthorizeNow(Uri? uri, bool bodyReplayableAsIs, [NotNullWhen(true)] out AccessTokenState? state)
     {
-        state = _hotPath && bodyReplayableAsIs ? _manager.FreshState() : null;
+        state = _hotPath && bodyReplayableAsIs ? _cache.FreshState() : null;
         return state is not null && Hosts.Allows(uri);
     }
 
@@ -80,7 +82,7 @@ internal sealed class RequestProtocol
 
         // Buffered before the first send, so the body can be sent again byte for byte.
         var replayable = await transport.PrepareReplayAsync(request, cancellationToken).ConfigureAwait(false);
-        var state = await _manager.GetStateAsync(cancellationToken).ConfigureAwait(false);
+        var state = await _cache.GetStateAsync(cancellationToken).ConfigureAwait(false);
         var proofNonce = Present(transport, request, state);
         var response = await transport.SendAsync(request, async, cancellationToken).ConfigureAwait(false);
         return await RunAsync(transport, request, state, replayable, proofNonce, response, async, cancellationToken).ConfigureAwait(false);
@@ -134,7 +136,7 @@ internal sealed class RequestProtocol
                 {
                     if (Hosts.Allows(hop.Target))
                     {
-                        state = await _manager.GetStateAsync(cancellationToken).ConfigureAwait(false);
+                        state = await _cache.GetStateAsync(cancellationToken).ConfigureAwait(false);
                         proofNonce = Present(transport, request, state);
                     }
                     else
@@ -171,7 +173,7 @@ internal sealed class RequestProtocol
                 // (a new token does not answer a nonce demand), and without using up the token's own retry.
                 if (!newerNonce || nonceResent || !replayable)
                 {
-                    _manager.RecordRefreshDeclined(challenge, _logger, state.Fingerprint);
+                    _manager.Telemetry.RefreshDeclined(challenge, _logger, state.Fingerprint);
                     return response;
                 }
 
@@ -191,7 +193,7 @@ internal sealed class RequestProtocol
 
             if (challenge.NewTokenCannotHelp)
             {
-                _manager.RecordRefreshDeclined(challenge, _logger, state.Fingerprint);
+                _manager.Telemetry.RefreshDeclined(challenge, _logger, state.Fingerprint);
                 return response;
             }
 
@@ -199,7 +201,7 @@ internal sealed class RequestProtocol
             try
             {
                 // Refreshed only if the rejected token is still the current one: simultaneous 401s cause one refresh.
-                fresh = await _manager.RefreshAfterRejectionCoreAsync(state, cancellationToken).ConfigureAwait(false);
+                fresh = await _cache.RefreshAfterRejectionAsync(state, cancellationToken).ConfigureAwait(false);
             }
             catch
             {
