@@ -171,6 +171,14 @@ internal sealed class AllowedHostSet
         }
     }
 
+    /// <summary>The URI's host as logs and messages name it, whatever the URI.</summary>
+    public static string ForLogs(Uri? uri) =>
+        uri is { IsAbsoluteUri: true } ? HostOf(uri) ?? "(a host with no ASCII form)" : "(no URI)";
+
+    /// <summary>Why a request to <paramref name="uri"/> was not sent, for a client that refuses rather than sends it bare.</summary>
+    public MistralAuthException Refusal(Uri? uri) => new(
+        $"The request to {(uri is { IsAbsoluteUri: true } ? $"{uri.Scheme}://{ForLogs(uri)}" : "a relative URI")} was not sent: the access token goes only to {_shown} (MistralAuthOptions.AllowedHosts), over HTTPS or plain HTTP to a loopback address (RFC 6750 §5.3). Add the host to AllowedHosts if it should get the token, and use an https:// endpoint.");
+
     public static bool IsValidEntry(string? entry)
     {
         if (string.IsNullOrWhiteSpace(entry))

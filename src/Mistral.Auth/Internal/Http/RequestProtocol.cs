@@ -30,10 +30,7 @@ internal sealed class RequestProtocol
     /// <param name="logger">The adapter's logger.</param>
     /// <param name="baseAddress">The client's <c>BaseAddress</c> (the handler's, when the factory built its client).</param>
     /// <param name="redirects">Who follows redirects.</param>
-    /// <param name="refuseWithheld">
-    /// What becomes of a request whose URI may not carry the token: sent without it (an HttpClient may call other hosts),
-    /// or refused with a <see cref="MistralAuthException"/> (a System.ClientModel client talks to one service).
-    /// </param>
+    /// <param name="refuseWithheld">Whether a request the token may not go with is refused (a client for one service) or sent without it.</param>
     public RequestProtocol(TokenManager manager, ILogger logger, Uri? baseAddress, Redirects redirects, bool refuseWithheld)
     {
         _manager = manager;
@@ -76,7 +73,7 @@ internal sealed class RequestProtocol
         {
             var plain = await transport.SendAsync(request, async, cancellationToken).ConfigureAwait(false);
             return _redirects.Follow
-                ? await RunAsync(transport, request, null, replayable: false, proofNonce: null, plain, async, cancellationToken).ConfigureAwait(false)
+                ? await RunAsync(transport, request, new(null, replayable: false, proofNonce: null, plain, transport.RequestUri(request)), async, cancellationToken).ConfigureAwait(false)
                 : plain;
         }
 
@@ -85,7 +82,7 @@ internal sealed class RequestProtocol
         var state = await _cache.GetStateAsync(cancellationToken).ConfigureAwait(false);
         var proofNonce = Present(transport, request, state);
         var response = await transport.SendAsync(request, async, cancellationToken).ConfigureAwait(false);
-        return await RunAsync(transport, request, state, replayable, proofNonce, response, async, cancellationToken).ConfigureAwait(false);
+        return await RunAsync(transport, request, new(state, replayable, proofNonce, response, transport.RequestUri(request)), async, cancellationToken).ConfigureAwait(false);
     }
 
     /// <summary>The rest of a request sent on the hot path with <paramref name="state"/>.</summary>
@@ -100,131 +97,155 @@ internal sealed class RequestProtocol
         var response = await sent.ConfigureAwait(false);
         return IsFinal(transport.Status(response))
             ? response
-            : await RunAsync(transport, request, state, replayable: true, proofNonce: null, response, async, cancellationToken).ConfigureAwait(false);
+            : await RunAsync(transport, request, new(state, replayable: true, proofNonce: null, response, transport.RequestUri(request)), async, cancellationToken).ConfigureAwait(false);
     }
 
     /// <summary>
     /// Reads each answer and sends again where it calls for it: a redirect hop (with the credential only where it may
-    /// go), a nonce the API asked for, a refreshed token after a 401. <paramref name="state"/> is the token the request
-    /// carries; <see langword="null"/> when it carries none of ours.
+    /// go), a nonce the API asked for, a refreshed token after a 401, with the token the request
+    /// carries (<see cref="ProtocolExchange{TResponse}.State"/>); <see langword="null"/> when none of ours.
     /// </summary>
     private async Task<TResponse> RunAsync<TRequest, TResponse>(
-        IProtocolTransport<TRequest, TResponse> transport,
-        TRequest request,
-        AccessTokenState? state,
-        bool replayable,
-        string? proofNonce,
-        TResponse response,
-        bool async,
-        CancellationToken cancellationToken)
+        IProtocolTransport<TRequest, TResponse> transport, TRequest request, ProtocolExchange<TResponse> x, bool async, CancellationToken cancellationToken)
     {
-        var sentTo = transport.RequestUri(request);
-        var hops = 0;
-        var nonceResent = false;
-        var refreshed = false;
         while (true)
         {
-            var status = transport.Status(response);
-            if (_redirects.Follow && hops < _redirects.MaxHops
-                && RedirectRule.Next(sentTo!, status, transport.Location(response), transport.Method(request)) is { } hop)
+            if (NextHop(transport, request, ref x) is { } hop)
             {
-                transport.Dispose(response);
-                hops++;
-                transport.Redirect(request, hop);
-                sentTo = hop.Target;
-                if (state is not null)
+                if (x.State is not null && Hosts.Allows(hop))
                 {
-                    if (Hosts.Allows(hop.Target))
-                    {
-                        state = await _cache.GetStateAsync(cancellationToken).ConfigureAwait(false);
-                        proofNonce = Present(transport, request, state);
-                    }
-                    else
-                    {
-                        // Once a hop leaves the allowed hosts, no later hop of this request gets the credential either:
-                        // the host that sent it there chose where it goes next.
-                        Withheld(hop.Target, refuse: false);
-                        state = null;
-                    }
+                    x.State = await _cache.GetStateAsync(cancellationToken).ConfigureAwait(false);
+                    x.ProofNonce = Present(transport, request, x.State);
                 }
-
-                response = await transport.SendAsync(request, async, cancellationToken).ConfigureAwait(false);
-                continue;
             }
-
-            // Nothing of ours went with it; or an inner handler followed a redirect (which dropped Authorization), so this
-            // answer is from a host that never saw the token.
-            if (state is null || !Equals(transport.RequestUri(request), sentTo))
+            else if (Decide(transport, request, ref x) is var step && step == ProtocolStep.Final)
             {
-                return response;
+                return x.Response;
             }
-
-            var newerNonce = _dpop is not null
-                && _dpop.HasNewerNonce(sentTo!, proofNonce, transport.Header(response, DPoPContext.NonceHeader), tokenEndpoint: false);
-            if (status != 401)
+            else if (step == ProtocolStep.Refresh)
             {
-                return response;
-            }
-
-            var challenge = transport.Challenge(response, state.Header.Scheme);
-            if (_dpop is not null && challenge.Error == DPoPContext.UseNonceError)
-            {
-                // RFC 9449 §9: the API wants a nonce this proof did not carry. Sent once more with it, without a refresh
-                // (a new token does not answer a nonce demand), and without using up the token's own retry.
-                if (!newerNonce || nonceResent || !replayable)
+                var fresh = await RefreshAsync(transport, x.State!, x.Response, cancellationToken).ConfigureAwait(false);
+                if (!ResendAfterRefresh(transport, request, ref x, fresh))
                 {
-                    _manager.Telemetry.RefreshDeclined(challenge, _logger, state.Fingerprint);
-                    return response;
+                    return x.Response;
                 }
-
-                nonceResent = true;
-                _logger.DPoPNonceRetried(HostOf(sentTo));
-                _manager.Telemetry.RequestRetries.Add(1);
-                transport.Dispose(response);
-                proofNonce = Present(transport, request, state);
-                response = await transport.SendAsync(request, async, cancellationToken).ConfigureAwait(false);
-                continue;
             }
 
-            if (refreshed)
-            {
-                return response; // a second 401 with a new token: the request itself is not authorized
-            }
-
-            if (challenge.NewTokenCannotHelp)
-            {
-                _manager.Telemetry.RefreshDeclined(challenge, _logger, state.Fingerprint);
-                return response;
-            }
-
-            AccessTokenState fresh;
-            try
-            {
-                // Refreshed only if the rejected token is still the current one: simultaneous 401s cause one refresh.
-                fresh = await _cache.RefreshAfterRejectionAsync(state, cancellationToken).ConfigureAwait(false);
-            }
-            catch
-            {
-                transport.Dispose(response);
-                throw;
-            }
-
-            refreshed = true;
-            if (!replayable)
-            {
-                _logger.UnauthorizedNotReplayable(state.Fingerprint);
-                return response;
-            }
-
-            _logger.UnauthorizedRetried(challenge.ErrorTag, state.Fingerprint, fresh.Fingerprint);
-            _manager.Telemetry.RequestRetries.Add(1);
-            _manager.Telemetry.Unauthorized.Add(1, new("error", challenge.ErrorTag), new("outcome", "retried"));
-            transport.Dispose(response);
-            state = fresh;
-            nonceResent = false;
-            proofNonce = Present(transport, request, state);
-            response = await transport.SendAsync(request, async, cancellationToken).ConfigureAwait(false);
+            x.Response = await transport.SendAsync(request, async, cancellationToken).ConfigureAwait(false);
         }
+    }
+
+    /// <summary>
+    /// When the answer is a redirect the protocol follows: the request moved to its target, the credential withheld
+    /// from there on if the target may not have it (the host that sent it there chose where it goes next). Returns the
+    /// target; <see langword="null"/> when the answer is no redirect to follow.
+    /// </summary>
+    private Uri? NextHop<TRequest, TResponse>(IProtocolTransport<TRequest, TResponse> transport, TRequest request, ref ProtocolExchange<TResponse> x)
+    {
+        if (!_redirects.Follow || x.Hops >= _redirects.MaxHops
+            || RedirectRule.Next(x.SentTo!, transport.Status(x.Response), transport.Location(x.Response), transport.Method(request)) is not { } hop)
+        {
+            return null;
+        }
+
+        transport.Dispose(x.Response);
+        x.Hops++;
+        transport.Redirect(request, hop);
+        x.SentTo = hop.Target;
+        if (x.State is not null && !Hosts.Allows(hop.Target))
+        {
+            Withheld(hop.Target, refuse: false);
+            x.State = null;
+        }
+
+        return hop.Target;
+    }
+
+    /// <summary>What the answer calls for: nothing more (it goes to the caller), a re-send with the API's nonce, or a refresh.</summary>
+    private ProtocolStep Decide<TRequest, TResponse>(IProtocolTransport<TRequest, TResponse> transport, TRequest request, ref ProtocolExchange<TResponse> x)
+    {
+        // Nothing of ours went with it; or an inner handler followed a redirect (which dropped Authorization), so this
+        // answer is from a host that never saw the token.
+        if (x.State is not { } state || !Equals(transport.RequestUri(request), x.SentTo))
+        {
+            return ProtocolStep.Final;
+        }
+
+        var newerNonce = _dpop is not null
+            && _dpop.HasNewerNonce(x.SentTo!, x.ProofNonce, transport.Header(x.Response, DPoPContext.NonceHeader), tokenEndpoint: false);
+        if (transport.Status(x.Response) != 401)
+        {
+            return ProtocolStep.Final;
+        }
+
+        x.Challenge = transport.Challenge(x.Response, state.Header.Scheme);
+        if (_dpop is not null && x.Challenge.Error == DPoPContext.UseNonceError)
+        {
+            // RFC 9449 §9: the API wants a nonce this proof did not carry. Sent once more with it, without a refresh
+            // (a new token does not answer a nonce demand), and without using up the token's own retry.
+            if (!newerNonce || x.NonceResent || !x.Replayable)
+            {
+                _manager.Telemetry.RefreshDeclined(x.Challenge, _logger, state.Fingerprint);
+                return ProtocolStep.Final;
+            }
+
+            x.NonceResent = true;
+            _logger.DPoPNonceRetried(AllowedHostSet.ForLogs(x.SentTo));
+            _manager.Telemetry.RequestRetries.Add(1);
+            transport.Dispose(x.Response);
+            x.ProofNonce = Present(transport, request, state);
+            return ProtocolStep.Resend;
+        }
+
+        if (x.Refreshed)
+        {
+            return ProtocolStep.Final; // a second 401 with a new token: the request itself is not authorized
+        }
+
+        if (x.Challenge.NewTokenCannotHelp)
+        {
+            _manager.Telemetry.RefreshDeclined(x.Challenge, _logger, state.Fingerprint);
+            return ProtocolStep.Final;
+        }
+
+        return ProtocolStep.Refresh;
+    }
+
+    /// <summary>Refreshed only if the rejected token is still the current one: simultaneous 401s cause one refresh.</summary>
+    private async Task<AccessTokenState> RefreshAsync<TRequest, TResponse>(
+        IProtocolTransport<TRequest, TResponse> transport, AccessTokenState rejected, TResponse response, CancellationToken cancellationToken)
+    {
+        try
+        {
+            return await _cache.RefreshAfterRejectionAsync(rejected, cancellationToken).ConfigureAwait(false);
+        }
+        catch
+        {
+            transport.Dispose(response);
+            throw;
+        }
+    }
+
+    /// <summary>After the refresh: the request made ready to go again with <paramref name="fresh"/>, if its body can be.</summary>
+    private bool ResendAfterRefresh<TRequest, TResponse>(
+        IProtocolTransport<TRequest, TResponse> transport, TRequest request, ref ProtocolExchange<TResponse> x, AccessTokenState fresh)
+    {
+        var rejected = x.State!;
+        x.Refreshed = true;
+        if (!x.Replayable)
+        {
+            _logger.UnauthorizedNotReplayable(rejected.Fingerprint);
+            return false;
+        }
+
+        _logger.UnauthorizedRetried(x.Challenge.ErrorTag, rejected.Fingerprint, fresh.Fingerprint);
+        _manager.Telemetry.RequestRetries.Add(1);
+        _manager.Telemetry.Unauthorized.Add(1, new("error", x.Challenge.ErrorTag), new("outcome", "retried"));
+        transport.Dispose(x.Response);
+        x.State = fresh;
+        x.NonceResent = false;
+        x.ProofNonce = Present(transport, request, fresh);
+        return true;
     }
 
     /// <summary>Whether the request gets the credential: not if it has its own header to keep, nor if its URI may not.</summary>
@@ -266,15 +287,10 @@ internal sealed class RequestProtocol
 
     private void Withheld(Uri? uri, bool refuse)
     {
-        _logger.TokenWithheld(HostOf(uri));
+        _logger.TokenWithheld(AllowedHostSet.ForLogs(uri));
         if (refuse)
         {
-            var where = uri is { IsAbsoluteUri: true } ? $"{uri.Scheme}://{HostOf(uri)}" : "a relative URI";
-            throw new MistralAuthException(
-                $"The request to {where} was not sent: the access token goes only to {Hosts} (MistralAuthOptions.AllowedHosts), over HTTPS or plain HTTP to a loopback address (RFC 6750 §5.3). Add the host to AllowedHosts if it should get the token, and use an https:// endpoint.");
+            throw Hosts.Refusal(uri);
         }
     }
-
-    private static string HostOf(Uri? uri) =>
-        uri is { IsAbsoluteUri: true } ? AllowedHostSet.HostOf(uri) ?? "(a host with no ASCII form)" : "(no URI)";
 }
