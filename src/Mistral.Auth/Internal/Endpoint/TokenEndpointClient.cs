@@ -1,4 +1,3 @@
-using System.Buffers;
 using System.Net;
 using System.Net.Sockets;
 using Microsoft.Extensions.Logging;
@@ -89,13 +88,28 @@ internal sealed class TokenEndpointClient : IDisposable
                 $"The token endpoint {target.ForMessages} takes DPoP proofs signed with [{string.Join(", ", algorithms)}] (dpop_signing_alg_values_supported), not {_dpop.Key.Algorithm}: set DPoPAlgorithm (and a key that fits it) to one of them. Nothing was sent.");
         }
 
-        // Through the resilience around it; a failure that leaves no answer is a typed error.
         var call = new RefreshCall(this, target, credentials);
-        HttpResponseMessage response;
+        using var response = await CallAsync(call, cancellationToken).ConfigureAwait(false);
+        if ((int)response.StatusCode is (>= 300 and < 400) or 404 or 405 or 410)
+        {
+            _discovery?.Suspect();
+        }
+
+        TokenEndpointAnswer.ThrowIfRedirected(target, response);
+        var body = TokenEndpointAnswer.BodyOf(response) ?? await response.Content.ReadAsByteArrayAsync(cancellationToken).ConfigureAwait(false);
+        var sent = call.Assertion is { } assertion ? credentials with { Assertion = assertion } : credentials;
+        return response.IsSuccessStatusCode
+            ? target.Reader.ReadSuccess(response, body, sent, _dpop?.Key)
+            : throw Refused(target.Reader.ReadError(response, body, sent, call.Attempts), response, call);
+    }
+
+    /// <summary>The call through the resilience around it; a failure that leaves no answer is a typed error.</summary>
+    private async Task<HttpResponseMessage> CallAsync(RefreshCall call, CancellationToken cancellationToken)
+    {
+        var target = call.Target;
         try
         {
-            response = await _resilience.ExecuteAsync(static (c, token) => c.Client.AttemptAsync(c, token), call, cancellationToken)
-                .ConfigureAwait(false);
+            return await _resilience.ExecuteAsync(static (c, token) => c.Client.AttemptAsync(c, token), call, cancellationToken).ConfigureAwait(false);
         }
         catch (HttpRequestException ex)
         {
@@ -121,54 +135,21 @@ internal sealed class TokenEndpointClient : IDisposable
                 RetryAfter = ex.RetryAfter,
             };
         }
+    }
 
-        var attempts = call.Attempts;
-        if (call.Assertion is { } assertion)
+    /// <summary>The endpoint's refusal, with what this call adds to it: both assertion forms refused, or a grant perhaps spent.</summary>
+    private MistralAuthException Refused(MistralAuthException error, HttpResponseMessage response, RefreshCall call)
+    {
+        error.RetryAfter = TokenEndpointResilience.RetryAfter(response, _time, TimeSpan.MaxValue);
+        var more = error.Error switch
         {
-            credentials = credentials with { Assertion = assertion };
-        }
-
-        using (response)
-        {
-            if ((int)response.StatusCode is (>= 300 and < 400) or 404 or 405 or 410)
-            {
-                _discovery?.Suspect();
-            }
-
-            ThrowIfRedirected(target, response);
-            var body = response.Content is BufferedBody buffered
-                ? buffered.Body
-                : await response.Content.ReadAsByteArrayAsync(cancellationToken).ConfigureAwait(false);
-            if (response.IsSuccessStatusCode)
-            {
-                return target.Reader.ReadSuccess(response, body, credentials, _dpop?.Key);
-            }
-
-            var error = target.Reader.ReadError(response, body, credentials, attempts);
-            error.RetryAfter = TokenEndpointResilience.RetryAfter(response, _time, TimeSpan.MaxValue);
-            if (call.AssertionFormsTried == 2 && error.Error == "invalid_client")
-            {
-                throw new MistralAuthException(
-                    error.Message + " The client assertion was refused in both forms, draft-ietf-oauth-rfc7523bis's (typ client-authentication+jwt, aud = the issuer) and RFC 7523's (typ JWT, aud = the token endpoint): check the client id and the key the server registered for it.",
-                    error.Error,
-                    error.ErrorDescription)
-                {
-                    StatusCode = error.StatusCode,
-                };
-            }
-            if (error.Error == "invalid_grant" && attempts > 1)
-            {
-                throw new MistralAuthException(
-                    error.Message + " An earlier attempt of this refresh failed after it may have reached the server: if the server rotated the refresh token then and its answer was lost, the old refresh token is spent. Only new credentials (TokenManager.UpdateCredentials) can recover.",
-                    error.Error,
-                    error.ErrorDescription)
-                {
-                    StatusCode = error.StatusCode,
-                };
-            }
-
-            throw error;
-        }
+            "invalid_client" when call.AssertionFormsTried == 2 =>
+                " The client assertion was refused in both forms, draft-ietf-oauth-rfc7523bis's (typ client-authentication+jwt, aud = the issuer) and RFC 7523's (typ JWT, aud = the token endpoint): check the client id and the key the server registered for it.",
+            "invalid_grant" when call.Attempts > 1 =>
+                " An earlier attempt of this refresh failed after it may have reached the server: if the server rotated the refresh token then and its answer was lost, the old refresh token is spent. Only new credentials (TokenManager.UpdateCredentials) can recover.",
+            _ => null,
+        };
+        return more is null ? error : new MistralAuthException(error.Message + more, error.Error, error.ErrorDescription) { StatusCode = error.StatusCode };
     }
 
     /// <summary>One attempt: the POST, and with DPoP the one immediate re-send a server's nonce demand calls for.</summary>
@@ -233,7 +214,7 @@ internal sealed class TokenEndpointClient : IDisposable
                 throw new HttpRequestException(HttpRequestError.Unknown, "The connection to the token endpoint failed.", ex);
             }
 
-            var answer = await BufferBoundedAsync(attemptResponse, cancellationToken).ConfigureAwait(false);
+            var answer = await TokenEndpointAnswer.BufferBoundedAsync(attemptResponse, cancellationToken).ConfigureAwait(false);
             if (!RefusedTheAssertionForm(answer, proof))
             {
                 return answer;
@@ -249,28 +230,19 @@ internal sealed class TokenEndpointClient : IDisposable
     private bool RefusedTheAssertionForm(HttpResponseMessage answer, ClientProof proof) =>
         proof.NegotiableForm
         && answer.StatusCode is HttpStatusCode.BadRequest or HttpStatusCode.Unauthorized
-        && answer.Content is BufferedBody buffered
-        && _authenticator.FallBackFrom(proof, TokenResponseReader.ErrorCode(answer, buffered.Body));
+        && TokenEndpointAnswer.BodyOf(answer) is { } body
+        && _authenticator.FallBackFrom(proof, TokenResponseReader.ErrorCode(answer, body));
 
     /// <summary>A 400 whose error is <c>use_dpop_nonce</c> (RFC 9449 §8).</summary>
     private static bool AsksForDPoPNonce(HttpResponseMessage response) =>
         response.StatusCode == HttpStatusCode.BadRequest
-        && response.Content is BufferedBody buffered
-        && TokenResponseReader.ErrorCode(response, buffered.Body) == DPoPContext.UseNonceError;
+        && TokenEndpointAnswer.BodyOf(response) is { } body
+        && TokenResponseReader.ErrorCode(response, body) == DPoPContext.UseNonceError;
 
     public void Dispose()
     {
         _authenticator.Dispose();
         _owned?.Dispose();
-    }
-
-    /// <summary>The answer's body, read once within the attempt and handed to the reader without another copy.</summary>
-    private sealed class BufferedBody : ByteArrayContent
-    {
-        public BufferedBody(byte[] body)
-            : base(body) => Body = body;
-
-        public byte[] Body { get; }
     }
 
     /// <summary>One refresh's call, handed to every attempt (so no closure is allocated for them).</summary>
@@ -295,109 +267,5 @@ internal sealed class TokenEndpointClient : IDisposable
         public int AssertionFormsTried { get; set; } = 1;
     }
 
-    /// <summary>
-    /// A redirect is never followed: it would send the client secret and the refresh token to a host nobody configured,
-    /// and an answer from there would be taken as a token. The back-channel is built not to follow redirects; a client
-    /// supplied by the application may, and then the answer is refused because it came from elsewhere.
-    /// </summary>
-    private static void ThrowIfRedirected(TokenEndpointTarget target, HttpResponseMessage response)
-    {
-        var status = (int)response.StatusCode;
-        if (status is >= 300 and < 400)
-        {
-            var location = response.Headers.Location;
-            var where = location is null
-                ? "without a Location"
-                : location.IsAbsoluteUri ? $"to host {location.IdnHost}" : $"to a path on the same host";
-            throw new MistralAuthException(
-                $"The token endpoint {target.ForMessages} answered {TokenResponseReader.Status(response)}, a redirect {where}. Redirects are not followed, so the credentials go only to the configured TokenEndpoint: set TokenEndpoint to the address the server redirects to if it is legitimate.")
-            {
-                StatusCode = status,
-            };
-        }
-
-        var answeredBy = response.RequestMessage?.RequestUri;
-        if (answeredBy is not null && !Uri.Equals(answeredBy, target.Endpoint))
-        {
-            throw new MistralAuthException(
-                $"The token endpoint {target.ForMessages} was redirected to host {answeredBy.IdnHost} by the HttpClient's handler, which follows redirects; its answer was not used. Give the token endpoint client a handler with AllowAutoRedirect = false.")
-            {
-                StatusCode = status,
-            };
-        }
-    }
-
     internal static string Attempts(int attempts) => attempts == 1 ? "1 attempt" : $"{attempts} attempts";
-
-    /// <summary>
-    /// Reads the body within the attempt, so a connection dropped mid-body is retried like any network error, and
-    /// never more of it than a token response can need.
-    /// </summary>
-    private async Task<HttpResponseMessage> BufferBoundedAsync(HttpResponseMessage response, CancellationToken cancellationToken)
-    {
-        try
-        {
-            var body = await ReadBoundedAsync(response, cancellationToken).ConfigureAwait(false);
-            // Only the media type is read from the content headers: it moves over, and nothing is enumerated or copied.
-            var buffered = new BufferedBody(body);
-            buffered.Headers.ContentType = response.Content.Headers.ContentType;
-
-            response.Content.Dispose();
-            response.Content = buffered;
-            return response;
-        }
-        catch (Exception ex) when (ex is IOException or SocketException)
-        {
-            response.Dispose();
-            throw new HttpRequestException(HttpRequestError.ResponseEnded, "The token endpoint's answer broke off.", ex);
-        }
-        catch
-        {
-            response.Dispose();
-            throw;
-        }
-    }
-
-    private async Task<byte[]> ReadBoundedAsync(HttpResponseMessage response, CancellationToken cancellationToken)
-    {
-        var limit = MistralAuthDefaults.MaxTokenResponseBytes;
-        if (response.Content.Headers.ContentLength > limit)
-        {
-            throw TooLarge(response);
-        }
-
-        var stream = await response.Content.ReadAsStreamAsync(cancellationToken).ConfigureAwait(false);
-        await using (stream.ConfigureAwait(false))
-        {
-            // A pooled buffer one byte over the limit: a token response costs its own size, not 64 KiB, per refresh.
-            var buffer = ArrayPool<byte>.Shared.Rent(limit + 1);
-            try
-            {
-                var total = 0;
-                int read;
-                while (total <= limit
-                    && (read = await stream.ReadAsync(buffer.AsMemory(total, limit + 1 - total), cancellationToken).ConfigureAwait(false)) > 0)
-                {
-                    total += read;
-                }
-
-                if (total > limit)
-                {
-                    throw TooLarge(response);
-                }
-
-                return buffer.AsSpan(0, total).ToArray();
-            }
-            finally
-            {
-                ArrayPool<byte>.Shared.Return(buffer);
-            }
-        }
-    }
-
-    private static MistralAuthException TooLarge(HttpResponseMessage response) =>
-        new($"The token endpoint {(response.RequestMessage?.RequestUri is { } uri ? ForMessages(uri) : "(unknown)")} answered {TokenResponseReader.Status(response)} with a body larger than {MistralAuthDefaults.MaxTokenResponseBytes / 1024} KiB; a token response is far smaller, so it was not read.")
-        {
-            StatusCode = (int)response.StatusCode,
-        };
 }
