@@ -40,22 +40,7 @@ public sealed partial class MistralApiSimulator
         lock (_gate)
         {
             ApiRequests++;
-            string? token = null;
-            var dpopScheme = false;
-            if (request.Headers?.TryGetValue("Authorization", out var values) == true)
-            {
-                var header = values.ToString();
-                if (header.StartsWith("Bearer ", StringComparison.Ordinal))
-                {
-                    token = header["Bearer ".Length..];
-                }
-                else if (header.StartsWith("DPoP ", StringComparison.Ordinal))
-                {
-                    token = header["DPoP ".Length..];
-                    dpopScheme = true;
-                }
-            }
-
+            var (token, dpopScheme) = PresentedToken(request);
             if (token is null)
             {
                 ApiMissingToken++;
@@ -78,55 +63,71 @@ public sealed partial class MistralApiSimulator
                 return Unauthorized("invalid_token", "The access token expired.");
             }
 
-            if (_boundTo.TryGetValue(token, out var boundTo) || dpopScheme)
-            {
-                // RFC 9449 §7.1: a bound token only with the DPoP scheme and a proof by its key for this request.
-                if (boundTo is null || !dpopScheme)
-                {
-                    return DPoPUnauthorized("invalid_token", boundTo is null ? "The token is not DPoP-bound." : "A DPoP-bound token must be sent with the DPoP scheme.");
-                }
+            return SenderConstraintProblem(request, token, dpopScheme) ?? Answer(request);
+        }
+    }
 
-                var presentedKey = VerifyProof(request, token, out var problem);
-                if (problem is not null)
-                {
-                    return DPoPUnauthorized("invalid_dpop_proof", problem);
-                }
+    /// <summary>The token in <c>Authorization</c>, and whether it came with the DPoP scheme.</summary>
+    private static (string? Token, bool DPoPScheme) PresentedToken(IRequestMessage request)
+    {
+        if (request.Headers is null || !request.Headers.TryGetValue("Authorization", out var values))
+        {
+            return (null, false);
+        }
 
-                if (presentedKey != boundTo)
-                {
-                    return DPoPUnauthorized("invalid_token", "The token is bound to another key.");
-                }
+        var header = values.ToString() ?? string.Empty;
+        return header.StartsWith("Bearer ", StringComparison.Ordinal) ? (header["Bearer ".Length..], false)
+            : header.StartsWith("DPoP ", StringComparison.Ordinal) ? (header["DPoP ".Length..], true)
+            : (null, false);
+    }
 
-                if (ApiNonceChallenge(request) is { } challenge)
-                {
-                    return challenge;
-                }
-            }
+    /// <summary>RFC 9449 §7.1: a bound token only with the DPoP scheme and a proof by its key for this request (and the API's nonce).</summary>
+    private ResponseMessage? SenderConstraintProblem(IRequestMessage request, string token, bool dpopScheme)
+    {
+        if (!_boundTo.TryGetValue(token, out var boundTo) && !dpopScheme)
+        {
+            return null;
+        }
 
-            if (request.Path.EndsWith("/chat/completions", StringComparison.Ordinal))
-            {
-                ChatCompletions++;
-                if (request.Body?.Contains("\"stream\":true", StringComparison.Ordinal) == true)
-                {
-                    // Streamed, in one piece: every event, then [DONE].
-                    Interlocked.Increment(ref _streamsStarted);
-                    Interlocked.Increment(ref _streamsCompleted);
-                    var created = ServerNow.ToUnixTimeSeconds();
-                    var events = string.Concat(StreamEvents(created));
-                    var streamed = new ResponseMessage
-                    {
-                        StatusCode = 200,
-                        BodyData = new BodyData { BodyAsString = events, DetectedBodyType = BodyType.String, Encoding = Encoding.UTF8 },
-                    };
-                    streamed.AddHeader("Content-Type", "text/event-stream");
-                    return streamed;
-                }
+        if (boundTo is null || !dpopScheme)
+        {
+            return DPoPUnauthorized("invalid_token", boundTo is null ? "The token is not DPoP-bound." : "A DPoP-bound token must be sent with the DPoP scheme.");
+        }
 
-                return Json(200, ChatCompletion(ServerNow.ToUnixTimeSeconds()));
-            }
+        var presentedKey = VerifyProof(request, token, out var problem);
+        if (problem is not null)
+        {
+            return DPoPUnauthorized("invalid_dpop_proof", problem);
+        }
 
+        return presentedKey != boundTo ? DPoPUnauthorized("invalid_token", "The token is bound to another key.") : ApiNonceChallenge(request);
+    }
+
+    /// <summary>What the API answers an authorized request: a chat completion (streamed or not), or the model list.</summary>
+    private ResponseMessage Answer(IRequestMessage request)
+    {
+        if (!request.Path.EndsWith("/chat/completions", StringComparison.Ordinal))
+        {
             return Json(200, """{"object":"list","data":[{"id":"mistral-small-latest","object":"model","created":1700000000,"owned_by":"mistralai"}]}""");
         }
+
+        ChatCompletions++;
+        if (request.Body?.Contains("\"stream\":true", StringComparison.Ordinal) != true)
+        {
+            return Json(200, ChatCompletion(ServerNow.ToUnixTimeSeconds()));
+        }
+
+        // Streamed, in one piece: every event, then [DONE].
+        Interlocked.Increment(ref _streamsStarted);
+        Interlocked.Increment(ref _streamsCompleted);
+        var events = string.Concat(StreamEvents(ServerNow.ToUnixTimeSeconds()));
+        var streamed = new ResponseMessage
+        {
+            StatusCode = 200,
+            BodyData = new BodyData { BodyAsString = events, DetectedBodyType = BodyType.String, Encoding = Encoding.UTF8 },
+        };
+        streamed.AddHeader("Content-Type", "text/event-stream");
+        return streamed;
     }
 
     /// <summary>

@@ -82,17 +82,17 @@ public sealed partial class MistralApiSimulator
         return thumbprint;
     }
 
-    private string? Problem(IRequestMessage request, string? accessToken, out string? thumbprint)
+    /// <summary>One DPoP header holding a proof JWT of the right type, signed by the public key in its own header.</summary>
+    private static string? SignatureProblem(IRequestMessage request, out JsonWebToken proof, out JsonWebKey key)
     {
-        thumbprint = null;
+        proof = null!;
+        key = null!;
         WireMock.Types.WireMockList<string>? values = null;
         if (request.Headers?.TryGetValue("DPoP", out values) != true || values is null || values.Count != 1)
         {
             return "exactly one DPoP proof is required";
         }
 
-        JsonWebToken proof;
-        JsonWebKey key;
         try
         {
             proof = new JsonWebToken(values[0]!);
@@ -117,9 +117,15 @@ public sealed partial class MistralApiSimulator
             RequireExpirationTime = false,
             ValidTypes = ["dpop+jwt"],
         }).GetAwaiter().GetResult();
-        if (!validation.IsValid)
+        return validation.IsValid ? null : "the proof's signature does not verify with its jwk";
+    }
+
+    private string? Problem(IRequestMessage request, string? accessToken, out string? thumbprint)
+    {
+        thumbprint = null;
+        if (SignatureProblem(request, out var proof, out var key) is { } problem)
         {
-            return "the proof's signature does not verify with its jwk";
+            return problem;
         }
 
         var target = new Uri(request.Url);

@@ -19,16 +19,9 @@ public sealed partial class MistralApiSimulator
             LastTokenRequestBody = request.Body;
             LastTokenRequestContentType = request.Headers?.TryGetValue("Content-Type", out var ct) == true ? ct.ToString() : null;
 
-            if (_injectedTokenFailures.TryDequeue(out var injected))
+            if (InjectedFailure() is { } failure)
             {
-                TokenFailuresInjected++;
-                return Json(injected, """{"error":"temporarily_unavailable","error_description":"Injected failure."}""");
-            }
-
-            if (_chaos is not null && _chaos.NextDouble() < _chaosFailureRate)
-            {
-                TokenFailuresInjected++;
-                return Json(503, """{"error":"temporarily_unavailable","error_description":"Chaos."}""");
+                return failure;
             }
 
             var fields = ReadFields(request);
@@ -48,15 +41,11 @@ public sealed partial class MistralApiSimulator
                 return refused;
             }
 
+            // Checked before the grant: a request with a bad proof spends no refresh token.
             string? boundTo = null;
-            if (RequireDPoP)
+            if (RequireDPoP && ProofRefused(request, out boundTo) is { } badProof)
             {
-                // Checked before the grant: a request with a bad proof spends no refresh token.
-                boundTo = VerifyProof(request, accessToken: null, out var problem);
-                if (problem is not null)
-                {
-                    return Json(400, JsonSerializer.Serialize(new Dictionary<string, string> { ["error"] = "invalid_dpop_proof", ["error_description"] = problem }));
-                }
+                return badProof;
             }
 
             LastScope = fields.GetValueOrDefault("scope");
@@ -70,6 +59,32 @@ public sealed partial class MistralApiSimulator
 
             return Issue(grant == "refresh_token" ? refreshToken : null, boundTo);
         }
+    }
+
+    private ResponseMessage? ProofRefused(IRequestMessage request, out string? boundTo)
+    {
+        boundTo = VerifyProof(request, accessToken: null, out var problem);
+        return problem is null
+            ? null
+            : Json(400, JsonSerializer.Serialize(new Dictionary<string, string> { ["error"] = "invalid_dpop_proof", ["error_description"] = problem }));
+    }
+
+    /// <summary>A failure a test injected, or one chaos mode draws; counted. Under the lock.</summary>
+    private ResponseMessage? InjectedFailure()
+    {
+        if (_injectedTokenFailures.TryDequeue(out var injected))
+        {
+            TokenFailuresInjected++;
+            return Json(injected, """{"error":"temporarily_unavailable","error_description":"Injected failure."}""");
+        }
+
+        if (_chaos is not null && _chaos.NextDouble() < _chaosFailureRate)
+        {
+            TokenFailuresInjected++;
+            return Json(503, """{"error":"temporarily_unavailable","error_description":"Chaos."}""");
+        }
+
+        return null;
     }
 
     /// <summary>Issues an access token (and, rotating, a new refresh token that replaces <paramref name="spent"/>). Under the lock.</summary>

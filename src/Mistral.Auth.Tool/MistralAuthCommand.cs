@@ -61,20 +61,7 @@ internal static class MistralAuthCommand
     private static async Task<int> RunWithManagerAsync(
         string command, Settings settings, TextWriter stdout, TextWriter stderr, IConfiguration? environment, TimeProvider time)
     {
-        var builder = new ConfigurationBuilder()
-            .SetBasePath(Directory.GetCurrentDirectory())
-            .AddJsonFile(settings.ConfigFile ?? "appsettings.json", optional: settings.ConfigFile is null);
-        var configuration = (environment is null ? builder.AddEnvironmentVariables() : builder.AddConfiguration(environment)).Build();
-        var storePath = settings.StorePath ?? configuration["MISTRAL_AUTH_TOKEN_STORE"];
-
-        var services = new ServiceCollection();
-        services.AddSingleton(time);
-        var credential = services.AddMistralAuth(configuration.GetSection(settings.Section));
-        if (!string.IsNullOrWhiteSpace(storePath))
-        {
-            credential.UseFileTokenStore(Path.GetFullPath(storePath));
-        }
-
+        var (services, storePath) = Services(settings, environment, time);
         await using var provider = services.BuildServiceProvider();
         MistralAuthOptions options;
         TokenManager manager;
@@ -112,6 +99,26 @@ internal static class MistralAuthCommand
             await stderr.WriteLineAsync($"mistral-auth: {ex.Message}").ConfigureAwait(false);
             return ex.RequiresNewCredentials ? ExitCodes.CredentialsRejected : ExitCodes.Failed;
         }
+    }
+
+    /// <summary>The services the package registers from the configuration file and the environment, and the token store's path.</summary>
+    private static (ServiceCollection Services, string? StorePath) Services(Settings settings, IConfiguration? environment, TimeProvider time)
+    {
+        var builder = new ConfigurationBuilder()
+            .SetBasePath(Directory.GetCurrentDirectory())
+            .AddJsonFile(settings.ConfigFile ?? "appsettings.json", optional: settings.ConfigFile is null);
+        var configuration = (environment is null ? builder.AddEnvironmentVariables() : builder.AddConfiguration(environment)).Build();
+        var storePath = settings.StorePath ?? configuration["MISTRAL_AUTH_TOKEN_STORE"];
+
+        var services = new ServiceCollection();
+        services.AddSingleton(time);
+        var credential = services.AddMistralAuth(configuration.GetSection(settings.Section));
+        if (!string.IsNullOrWhiteSpace(storePath))
+        {
+            credential.UseFileTokenStore(Path.GetFullPath(storePath));
+        }
+
+        return (services, storePath);
     }
 
     /// <summary><c>token</c>: the access token alone on standard output, everything else on standard error.</summary>

@@ -43,6 +43,13 @@ internal static class TokenInspector
             return ExitCodes.Usage;
         }
 
+        Print(jwt, output);
+        return Times(jwt, output, time.GetUtcNow());
+    }
+
+    /// <summary>The header and the claims, times shown as dates too; never the signature.</summary>
+    private static void Print(JwtSecurityToken jwt, TextWriter output)
+    {
         output.WriteLine("Header");
         foreach (var (key, value) in jwt.Header.OrderBy(h => h.Key, StringComparer.Ordinal))
         {
@@ -57,8 +64,6 @@ internal static class TokenInspector
                 : claim.Value;
             output.WriteLine($"  {claim.Type,-12} {shown}");
         }
-
-        return Times(jwt, output, time.GetUtcNow());
     }
 
     private static int Times(JwtSecurityToken jwt, TextWriter output, DateTimeOffset now)

@@ -95,7 +95,17 @@ internal sealed class RefreshTokenAcquirer(
             throw;
         }
 
-        var (refreshToken, rotated) = KeepRefreshToken(response, sending);
+        return await KeepAsync(shared, response, sending, expected, sentAt, sentOn, held, cancellationToken).ConfigureAwait(false);
+    }
+
+    /// <summary>
+    /// The answer kept: the refresh token (rotated or not) and the access token persisted before the token is served, so
+    /// a restart (or another instance) carries on from here; a token that cannot be used still leaves its refresh token.
+    /// </summary>
+    private async Task<AcquiredToken> KeepAsync(
+        StoreCoordinator shared, TokenResponse response, ClientCredentials sent, string? expected, long sentAt, DateTimeOffset sentOn, HeldLock held, CancellationToken cancellationToken)
+    {
+        var (refreshToken, rotated) = KeepRefreshToken(response, sent);
         AccessTokenState state;
         try
         {
@@ -107,7 +117,6 @@ internal sealed class RefreshTokenAcquirer(
             throw;
         }
 
-        // Persisted before it is served, so a restart (or another instance) carries on from here.
         await shared.PersistAsync(expected, new StoredTokens(refreshToken, state.AccessToken, state.RefreshOn, state.ExpiresOn), held, cancellationToken)
             .ConfigureAwait(false);
         return new AcquiredToken(state, rotated, Adopted: false);

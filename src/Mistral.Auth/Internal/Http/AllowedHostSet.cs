@@ -53,13 +53,19 @@ internal sealed class AllowedHostSet
 
         _exact = [.. exact];
         _suffixes = [.. suffixes];
+        _prefixes = PrefixesOf(exact.Concat(unicode));
+    }
 
-        // "https://host/" (and "http://host/" for a loopback host): a request URI that starts with one of these has
-        // that host, on the default port, over an allowed transport — decided without parsing the host out again.
+    /// <summary>
+    /// "https://host/" (and "http://host/" for a loopback host): a request URI that starts with one of these has that
+    /// host, on the default port, over an allowed transport — decided without parsing the host out again. A loopback host
+    /// is usually reached over plain HTTP, any other over HTTPS: the likelier prefix goes first.
+    /// </summary>
+    private static string[] PrefixesOf(IEnumerable<string> hosts)
+    {
         var prefixes = new List<string>();
-        foreach (var host in exact.Concat(unicode))
+        foreach (var host in hosts)
         {
-            // A loopback host is usually reached over plain HTTP, any other over HTTPS: the likelier prefix goes first.
             if (Uri.TryCreate($"http://{host}/", UriKind.Absolute, out var plain) && SecureTransport.IsLoopback(plain))
             {
                 prefixes.Add($"http://{host}/");
@@ -68,7 +74,7 @@ internal sealed class AllowedHostSet
             prefixes.Add($"https://{host}/");
         }
 
-        _prefixes = [.. prefixes];
+        return [.. prefixes];
     }
 
     /// <summary>
@@ -106,53 +112,45 @@ internal sealed class AllowedHostSet
             return false;
         }
 
-        var text = uri.OriginalString;
         foreach (var prefix in _prefixes)
         {
-            if (text.StartsWith(prefix, StringComparison.Ordinal))
+            if (uri.OriginalString.StartsWith(prefix, StringComparison.OrdinalIgnoreCase))
             {
                 return true;
             }
         }
 
-        foreach (var prefix in _prefixes)
+        // Host first, in its ASCII form (Uri.Host keeps an internationalised host in Unicode); a host that has no ASCII
+        // form is no host of ours.
+        if (HostOf(uri) is not { } host || !IsListed(host))
         {
-            if (text.StartsWith(prefix, StringComparison.OrdinalIgnoreCase))
-            {
-                return true;
-            }
+            return false;
         }
 
-        // Host first, in its ASCII form (Uri.Host keeps an internationalised host in Unicode).
-        if (HostOf(uri) is not { } host)
-        {
-            return false; // a host that has no ASCII form is no host of ours
-        }
+        // Then the transport: HTTPS, or plain HTTP to a loopback address only (RFC 6750 §5.3).
+        return SecureTransport.Allows(uri);
+    }
 
-        var known = false;
+    /// <summary>Whether <paramref name="host"/> (ASCII) is an allowed host or a subdomain of a wildcard's.</summary>
+    private bool IsListed(string host)
+    {
         foreach (var allowed in _exact)
         {
             if (string.Equals(host, allowed, StringComparison.OrdinalIgnoreCase))
             {
-                known = true;
-                break;
+                return true;
             }
         }
 
-        if (!known)
+        foreach (var suffix in _suffixes)
         {
-            foreach (var suffix in _suffixes)
+            if (host.Length > suffix.Length && host.EndsWith(suffix, StringComparison.OrdinalIgnoreCase))
             {
-                if (host.Length > suffix.Length && host.EndsWith(suffix, StringComparison.OrdinalIgnoreCase))
-                {
-                    known = true;
-                    break;
-                }
+                return true;
             }
         }
 
-        // Then the transport: HTTPS, or plain HTTP to a loopback address only (RFC 6750 §5.3).
-        return known && SecureTransport.Allows(uri);
+        return false;
     }
 
     /// <summary>

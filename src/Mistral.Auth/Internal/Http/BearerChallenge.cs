@@ -64,42 +64,15 @@ internal readonly record struct BearerChallenge(string? Error, string? ErrorDesc
         var values = new Dictionary<string, string>(StringComparer.OrdinalIgnoreCase);
         var text = parameters.AsSpan();
         var i = 0;
-        while (i < text.Length)
+        while (true)
         {
-            while (i < text.Length && (text[i] is ' ' or '\t' or ','))
-            {
-                i++;
-            }
-
+            SkipSpace(text, ref i, commas: true);
             if (i == text.Length)
             {
                 break;
             }
 
-            var nameStart = i;
-            while (i < text.Length && IsTokenChar(text[i]))
-            {
-                i++;
-            }
-
-            var name = text[nameStart..i].ToString();
-            while (i < text.Length && (text[i] is ' ' or '\t'))
-            {
-                i++;
-            }
-
-            if (name.Length == 0 || i == text.Length || text[i] != '=')
-            {
-                return default;
-            }
-
-            i++;
-            while (i < text.Length && (text[i] is ' ' or '\t'))
-            {
-                i++;
-            }
-
-            if (!TryReadValue(text, ref i, out var value))
+            if (!TryReadParameter(text, ref i, out var name, out var value))
             {
                 return default;
             }
@@ -112,6 +85,36 @@ internal readonly record struct BearerChallenge(string? Error, string? ErrorDesc
             values.GetValueOrDefault("error_description"),
             values.GetValueOrDefault("scope"),
             values.GetValueOrDefault("realm"));
+    }
+
+    /// <summary>One <c>name=value</c> from <paramref name="i"/>, white space allowed around the '='.</summary>
+    private static bool TryReadParameter(ReadOnlySpan<char> text, ref int i, out string name, out string value)
+    {
+        value = string.Empty;
+        var nameStart = i;
+        while (i < text.Length && IsTokenChar(text[i]))
+        {
+            i++;
+        }
+
+        name = text[nameStart..i].ToString();
+        SkipSpace(text, ref i, commas: false);
+        if (name.Length == 0 || i == text.Length || text[i] != '=')
+        {
+            return false;
+        }
+
+        i++;
+        SkipSpace(text, ref i, commas: false);
+        return TryReadValue(text, ref i, out value);
+    }
+
+    private static void SkipSpace(ReadOnlySpan<char> text, ref int i, bool commas)
+    {
+        while (i < text.Length && (text[i] is ' ' or '\t' || (commas && text[i] == ',')))
+        {
+            i++;
+        }
     }
 
     private static bool TryReadValue(ReadOnlySpan<char> text, ref int i, out string value)

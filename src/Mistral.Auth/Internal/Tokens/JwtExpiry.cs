@@ -35,46 +35,53 @@ internal static class JwtExpiry
             return false;
         }
 
-        // The header is decoded at the front of the buffer and kept; the payload after it.
         var buffer = ArrayPool<byte>.Shared.Rent(Base64Url.MaxDecodedLength(text.Length) + 3);
         try
         {
-            if (!Base64Url.TryDecode(text[..firstDot], buffer, out var headerLength) || !StartsLikeObject(buffer.AsSpan(0, headerLength)))
-            {
-                return false;
-            }
-
-            var segments = text.Count('.') + 1;
-            if (segments == 5)
-            {
-                return false; // JWE: the claims are encrypted.
-            }
-
-            if (segments != 3)
-            {
-                throw Malformed($"it has {segments} dot-separated segments where a JWT has 3");
-            }
-
-            var rest = text[(firstDot + 1)..];
-            if (!Base64Url.TryDecode(rest[..rest.IndexOf('.')], buffer.AsSpan(headerLength), out var payloadLength))
-            {
-                throw Malformed("its payload segment is not valid base64url");
-            }
-
-            ReadClaims(buffer.AsSpan(headerLength, payloadLength), out expiresAt, out issuedAt);
-
-            // The header must be a JSON object too (RFC 7515 §4); the signature is the server's business, never checked here.
-            if (!IsValidObject(buffer.AsSpan(0, headerLength)))
-            {
-                throw Malformed("its header is not a base64url JSON object");
-            }
-
-            return true;
+            return TryReadSegments(text, firstDot, buffer, out expiresAt, out issuedAt);
         }
         finally
         {
             ArrayPool<byte>.Shared.Return(buffer);
         }
+    }
+
+    /// <summary>The header decoded at the front of <paramref name="buffer"/> and kept; the payload after it.</summary>
+    private static bool TryReadSegments(ReadOnlySpan<char> text, int firstDot, byte[] buffer, out long? expiresAt, out long? issuedAt)
+    {
+        expiresAt = null;
+        issuedAt = null;
+        if (!Base64Url.TryDecode(text[..firstDot], buffer, out var headerLength) || !StartsLikeObject(buffer.AsSpan(0, headerLength)))
+        {
+            return false;
+        }
+
+        var segments = text.Count('.') + 1;
+        if (segments == 5)
+        {
+            return false; // JWE: the claims are encrypted.
+        }
+
+        if (segments != 3)
+        {
+            throw Malformed($"it has {segments} dot-separated segments where a JWT has 3");
+        }
+
+        var rest = text[(firstDot + 1)..];
+        if (!Base64Url.TryDecode(rest[..rest.IndexOf('.')], buffer.AsSpan(headerLength), out var payloadLength))
+        {
+            throw Malformed("its payload segment is not valid base64url");
+        }
+
+        ReadClaims(buffer.AsSpan(headerLength, payloadLength), out expiresAt, out issuedAt);
+
+        // The header must be a JSON object too (RFC 7515 §4); the signature is the server's business, never checked here.
+        if (!IsValidObject(buffer.AsSpan(0, headerLength)))
+        {
+            throw Malformed("its header is not a base64url JSON object");
+        }
+
+        return true;
     }
 
     /// <summary>Reads <c>exp</c> and <c>iat</c> from the payload's top level, checking all of it as JSON.</summary>

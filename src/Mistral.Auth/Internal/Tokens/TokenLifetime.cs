@@ -14,47 +14,7 @@ internal static class TokenLifetime
 {
     public static TimeSpan Compute(TokenResponse response, DateTimeOffset localSentOn, TimeSpan maxLifetime)
     {
-        long? lifetimeSeconds = null;
-        if (JwtExpiry.TryRead(response.AccessToken, out var exp, out var iat))
-        {
-            if (exp is { } expiresAt)
-            {
-                var pastBy = localSentOn.ToUnixTimeSeconds() - expiresAt;
-                if (pastBy > (long)MistralAuthDefaults.MaxClockSkew.TotalSeconds)
-                {
-                    // Further in the past than any clock skew explains: the server handed out a dead token.
-                    throw new MistralAuthException(Invariant($"The access token from the token endpoint is already expired: its exp is {pastBy} s in the past, more than the {MistralAuthDefaults.MaxClockSkew.TotalMinutes} minutes of clock skew tolerated."));
-                }
-
-                if (iat is { } issuedAt)
-                {
-                    if (expiresAt <= issuedAt)
-                    {
-                        throw new MistralAuthException(Invariant($"The access token from the token endpoint is already expired: its exp is not after its iat ({expiresAt - issuedAt} s)."));
-                    }
-
-                    lifetimeSeconds = expiresAt - issuedAt;
-                }
-                else if (response.ExpiresIn is null)
-                {
-                    // Nothing from the server's clock but exp itself: the local clock is all there is.
-                    lifetimeSeconds = -pastBy;
-                    if (lifetimeSeconds <= 0)
-                    {
-                        throw new MistralAuthException(Invariant($"The access token from the token endpoint is already expired: its exp is {pastBy} s in the past and it has no iat."));
-                    }
-                }
-            }
-            else if (response.ExpiresIn is null)
-            {
-                throw new MistralAuthException("The access token from the token endpoint is a JWT without an exp claim, and the response has no expires_in: its lifetime is unknown.");
-            }
-        }
-        else if (response.ExpiresIn is null)
-        {
-            throw new MistralAuthException("The access token from the token endpoint is not a JWT and the response has no expires_in: its lifetime is unknown.");
-        }
-
+        var lifetimeSeconds = FromJwt(response, localSentOn);
         if (response.ExpiresIn is { } expiresIn)
         {
             lifetimeSeconds = lifetimeSeconds is { } fromJwt ? Math.Min(fromJwt, expiresIn) : expiresIn;
@@ -69,6 +29,52 @@ internal static class TokenLifetime
         }
 
         return lifetime;
+    }
+
+    /// <summary>
+    /// The lifetime the JWT states (exp - iat, or exp against the local clock when there is neither iat nor expires_in);
+    /// <see langword="null"/> when it states none and <c>expires_in</c> says it. A token dead on arrival, or one whose
+    /// lifetime nothing states, is refused.
+    /// </summary>
+    private static long? FromJwt(TokenResponse response, DateTimeOffset localSentOn)
+    {
+        if (!JwtExpiry.TryRead(response.AccessToken, out var exp, out var iat))
+        {
+            return response.ExpiresIn is null
+                ? throw new MistralAuthException("The access token from the token endpoint is not a JWT and the response has no expires_in: its lifetime is unknown.")
+                : null;
+        }
+
+        if (exp is not { } expiresAt)
+        {
+            return response.ExpiresIn is null
+                ? throw new MistralAuthException("The access token from the token endpoint is a JWT without an exp claim, and the response has no expires_in: its lifetime is unknown.")
+                : null;
+        }
+
+        var pastBy = localSentOn.ToUnixTimeSeconds() - expiresAt;
+        if (pastBy > (long)MistralAuthDefaults.MaxClockSkew.TotalSeconds)
+        {
+            // Further in the past than any clock skew explains: the server handed out a dead token.
+            throw new MistralAuthException(Invariant($"The access token from the token endpoint is already expired: its exp is {pastBy} s in the past, more than the {MistralAuthDefaults.MaxClockSkew.TotalMinutes} minutes of clock skew tolerated."));
+        }
+
+        if (iat is { } issuedAt)
+        {
+            return expiresAt > issuedAt
+                ? expiresAt - issuedAt
+                : throw new MistralAuthException(Invariant($"The access token from the token endpoint is already expired: its exp is not after its iat ({expiresAt - issuedAt} s)."));
+        }
+
+        if (response.ExpiresIn is not null)
+        {
+            return null;
+        }
+
+        // Nothing from the server's clock but exp itself: the local clock is all there is.
+        return -pastBy > 0
+            ? -pastBy
+            : throw new MistralAuthException(Invariant($"The access token from the token endpoint is already expired: its exp is {pastBy} s in the past and it has no iat."));
     }
 
     private static string Invariant(FormattableString text) => text.ToString(CultureInfo.InvariantCulture);
