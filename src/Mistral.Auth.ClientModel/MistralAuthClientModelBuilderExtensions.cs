@@ -4,6 +4,7 @@ using Microsoft.Extensions.Logging;
 using Mistral.Auth;
 using Mistral.Auth.ClientModel;
 
+
 namespace Microsoft.Extensions.DependencyInjection;
 
 /// <summary>Registers the System.ClientModel integration of a Mistral.Auth credential.</summary>

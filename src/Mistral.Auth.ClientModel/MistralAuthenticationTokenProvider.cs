@@ -1,6 +1,8 @@
 using System.ClientModel;
 using System.ClientModel.Primitives;
-using Mistral.Auth.Internal;
+
+
+using Mistral.Auth.Internal.Tokens;
 
 namespace Mistral.Auth.ClientModel;
 

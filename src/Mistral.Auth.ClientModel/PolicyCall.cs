@@ -1,5 +1,6 @@
 using System.ClientModel.Primitives;
 
+
 namespace Mistral.Auth.ClientModel;
 
 /// <summary>One pass of a message through the policy: the message, and where the rest of its pipeline is.</summary>

@@ -1,3 +1,4 @@
+
 namespace Mistral.Auth.Redis;
 
 /// <summary>Settings of a <see cref="RedisTokenStore"/>.</summary>

@@ -1,5 +1,5 @@
-using System.Text;
 using System.IdentityModel.Tokens.Jwt;
+using System.Text;
 using System.Text.Json;
 using System.Web;
 using Microsoft.IdentityModel.Tokens;

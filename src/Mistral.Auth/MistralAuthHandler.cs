@@ -1,7 +1,9 @@
 using System.Runtime.CompilerServices;
 using Microsoft.Extensions.Logging;
 using Microsoft.Extensions.Logging.Abstractions;
-using Mistral.Auth.Internal;
+using Mistral.Auth.Internal.DPoP;
+using Mistral.Auth.Internal.Http;
+using Mistral.Auth.Internal.Tokens;
 
 namespace Mistral.Auth;
 

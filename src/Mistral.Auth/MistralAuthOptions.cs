@@ -1,5 +1,7 @@
 using System.Globalization;
 using Mistral.Auth.Internal;
+using Mistral.Auth.Internal.Credentials;
+using Mistral.Auth.Internal.Endpoint;
 using Polly;
 
 namespace Mistral.Auth;

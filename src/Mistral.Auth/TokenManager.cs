@@ -3,6 +3,10 @@ using Microsoft.Extensions.Logging;
 using Microsoft.Extensions.Logging.Abstractions;
 using Microsoft.Extensions.Options;
 using Mistral.Auth.Internal;
+using Mistral.Auth.Internal.DPoP;
+using Mistral.Auth.Internal.Diagnostics;
+using Mistral.Auth.Internal.Http;
+using Mistral.Auth.Internal.Tokens;
 
 namespace Mistral.Auth;
 
@@ -291,7 +295,6 @@ public sealed class TokenManager : IDisposable
         _logger.CredentialsUpdated();
     }
 
-    /// <summary>The configuration changed: the cache takes it, if it is this manager's.</summary>
     private void OnOptionsChanged(MistralAuthOptions options, string? name) =>
         _cache.ConfigurationChanged(name, ours: (name ?? Options.DefaultName) == _optionsName);
 }

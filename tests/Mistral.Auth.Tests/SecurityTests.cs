@@ -3,7 +3,7 @@ using System.Diagnostics.Metrics;
 using System.Net;
 using Microsoft.Extensions.DependencyInjection;
 using Microsoft.Extensions.Logging;
-using Mistral.Auth.Internal;
+using Mistral.Auth.Internal.Http;
 using Mistral.Auth.Testing;
 using Mistral.Auth.Tests.Helpers;
 using WireMock.RequestBuilders;

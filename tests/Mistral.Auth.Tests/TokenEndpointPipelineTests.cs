@@ -1,6 +1,6 @@
 using System.Net;
 using Microsoft.Extensions.Logging.Abstractions;
-using Mistral.Auth.Internal;
+using Mistral.Auth.Internal.Endpoint.Resilience;
 using Mistral.Auth.Tests.Helpers;
 
 namespace Mistral.Auth.Tests;

@@ -276,10 +276,10 @@ public class TokenEndpointResilienceTests
         past.Headers.TryAddWithoutValidation("Retry-After", TestClock.Start.AddSeconds(-30).ToString("R", CultureInfo.InvariantCulture));
         using var none = new HttpResponseMessage(System.Net.HttpStatusCode.ServiceUnavailable);
 
-        Assert.Equal(TimeSpan.FromSeconds(5), Internal.TokenEndpointResilience.RetryAfter(seconds, time, TimeSpan.FromSeconds(30)));
-        Assert.Equal(TimeSpan.FromSeconds(2), Internal.TokenEndpointResilience.RetryAfter(seconds, time, TimeSpan.FromSeconds(2)));
-        Assert.Equal(TimeSpan.Zero, Internal.TokenEndpointResilience.RetryAfter(past, time, TimeSpan.FromSeconds(30)));
-        Assert.Null(Internal.TokenEndpointResilience.RetryAfter(none, time, TimeSpan.FromSeconds(30)));
+        Assert.Equal(TimeSpan.FromSeconds(5), Internal.Endpoint.Resilience.TokenEndpointResilience.RetryAfter(seconds, time, TimeSpan.FromSeconds(30)));
+        Assert.Equal(TimeSpan.FromSeconds(2), Internal.Endpoint.Resilience.TokenEndpointResilience.RetryAfter(seconds, time, TimeSpan.FromSeconds(2)));
+        Assert.Equal(TimeSpan.Zero, Internal.Endpoint.Resilience.TokenEndpointResilience.RetryAfter(past, time, TimeSpan.FromSeconds(30)));
+        Assert.Null(Internal.Endpoint.Resilience.TokenEndpointResilience.RetryAfter(none, time, TimeSpan.FromSeconds(30)));
     }
 
     private static void RespondOnceThenSimulator(Harness h, IResponseBuilder first) =>

@@ -1,10 +1,10 @@
-using System.Diagnostics.Metrics;
 using System.ClientModel.Primitives;
+using System.Diagnostics.Metrics;
 using System.Net;
 using Microsoft.Extensions.DependencyInjection;
 using Microsoft.Extensions.Diagnostics.Metrics.Testing;
 using Microsoft.Extensions.Logging;
-using Mistral.Auth.Internal;
+using Mistral.Auth.Internal.Http;
 using Mistral.Auth.Tests.Helpers;
 using WireMock.RequestBuilders;
 using WireMock.ResponseBuilders;

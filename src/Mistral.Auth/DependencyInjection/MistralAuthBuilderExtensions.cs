@@ -2,6 +2,8 @@ using Microsoft.Extensions.DependencyInjection.Extensions;
 using Microsoft.Extensions.Hosting;
 using Mistral.Auth;
 using Mistral.Auth.Internal;
+using Mistral.Auth.Internal.Credentials;
+using Mistral.Auth.Internal.Hosting;
 
 namespace Microsoft.Extensions.DependencyInjection;
 

@@ -1,6 +1,8 @@
 using Microsoft.Extensions.Diagnostics.HealthChecks;
 using Mistral.Auth;
-using Mistral.Auth.Internal;
+
+
+using Mistral.Auth.Internal.Hosting;
 
 namespace Microsoft.Extensions.DependencyInjection;
 

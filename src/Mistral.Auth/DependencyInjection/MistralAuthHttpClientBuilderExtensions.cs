@@ -2,7 +2,9 @@ using Microsoft.Extensions.Http;
 using Microsoft.Extensions.Logging;
 using Microsoft.Extensions.Options;
 using Mistral.Auth;
-using Mistral.Auth.Internal;
+
+
+using Mistral.Auth.Internal.Http;
 
 namespace Microsoft.Extensions.DependencyInjection;
 

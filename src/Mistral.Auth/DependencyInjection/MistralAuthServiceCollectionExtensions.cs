@@ -6,6 +6,7 @@ using Microsoft.Extensions.Logging;
 using Microsoft.Extensions.Options;
 using Mistral.Auth;
 using Mistral.Auth.Internal;
+using Mistral.Auth.Internal.Endpoint;
 
 namespace Microsoft.Extensions.DependencyInjection;
 

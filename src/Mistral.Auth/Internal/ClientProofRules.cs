@@ -1,3 +1,6 @@
+using Mistral.Auth.Internal.Credentials;
+using Mistral.Auth.Internal.DPoP;
+using Mistral.Auth.Internal.Endpoint.ClientAuthentication;
 namespace Mistral.Auth.Internal;
 
 /// <summary>The keys and proofs a client signs with: DPoP (RFC 9449) and client authentication by assertion (RFC 7523), checked at start.</summary>

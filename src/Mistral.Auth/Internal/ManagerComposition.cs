@@ -1,5 +1,10 @@
 using Microsoft.Extensions.Logging;
 using Microsoft.Extensions.Options;
+using Mistral.Auth.Internal.Credentials;
+using Mistral.Auth.Internal.DPoP;
+using Mistral.Auth.Internal.Endpoint;
+using Mistral.Auth.Internal.Stores;
+using Mistral.Auth.Internal.Tokens;
 
 namespace Mistral.Auth.Internal;
 

@@ -1,4 +1,7 @@
 using Microsoft.Extensions.Options;
+using Mistral.Auth.Internal.Credentials;
+using Mistral.Auth.Internal.Endpoint;
+using Mistral.Auth.Internal.Http;
 
 namespace Mistral.Auth.Internal;
 

@@ -1,5 +1,7 @@
 using System.Text.Json;
 using Mistral.Auth.Internal;
+using Mistral.Auth.Internal.Stores;
+
 
 namespace Mistral.Auth;
 

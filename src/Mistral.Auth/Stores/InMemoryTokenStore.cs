@@ -1,4 +1,4 @@
-using Mistral.Auth.Internal;
+using Mistral.Auth.Internal.Stores;
 
 namespace Mistral.Auth;
 

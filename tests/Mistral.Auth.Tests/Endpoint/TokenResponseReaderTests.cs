@@ -1,7 +1,9 @@
 using System.Net;
 using System.Net.Http.Headers;
 using System.Text;
-using Mistral.Auth.Internal;
+using Mistral.Auth.Internal.Credentials;
+using Mistral.Auth.Internal.DPoP;
+using Mistral.Auth.Internal.Endpoint;
 
 namespace Mistral.Auth.Tests.Endpoint;
 

@@ -21,7 +21,7 @@ internal sealed class ObservableTimeProvider : FakeTimeProvider
     public override ITimer CreateTimer(TimerCallback callback, object? state, TimeSpan dueTime, TimeSpan period)
     {
         var timer = new ObservedTimer(this, base.CreateTimer(callback, state, dueTime, period));
-        if (state is not Internal.AccessTokenState)
+        if (state is not Internal.Tokens.AccessTokenState)
         {
             // The timer that marks a token due for refresh is not something the code under test waits on.
             Armed(dueTime);

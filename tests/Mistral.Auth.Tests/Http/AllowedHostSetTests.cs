@@ -1,4 +1,4 @@
-using Mistral.Auth.Internal;
+using Mistral.Auth.Internal.Http;
 
 namespace Mistral.Auth.Tests.Http;
 

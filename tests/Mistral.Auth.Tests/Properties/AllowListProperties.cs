@@ -1,7 +1,7 @@
 using System.Globalization;
 using System.Net;
 using CsCheck;
-using Mistral.Auth.Internal;
+using Mistral.Auth.Internal.Http;
 
 namespace Mistral.Auth.Tests.Properties;
 

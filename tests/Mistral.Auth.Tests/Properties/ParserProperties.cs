@@ -3,7 +3,11 @@ using System.Net.Http.Headers;
 using System.Text;
 using CsCheck;
 using Microsoft.Extensions.Logging.Abstractions;
-using Mistral.Auth.Internal;
+using Mistral.Auth.Internal.Credentials;
+using Mistral.Auth.Internal.Endpoint;
+using Mistral.Auth.Internal.Endpoint.Discovery;
+using Mistral.Auth.Internal.Http;
+using Mistral.Auth.Internal.Tokens;
 
 namespace Mistral.Auth.Tests.Properties;
 

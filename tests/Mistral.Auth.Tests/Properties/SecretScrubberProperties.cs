@@ -2,7 +2,8 @@ using System.Text;
 using System.Text.Encodings.Web;
 using System.Text.Json;
 using CsCheck;
-using Mistral.Auth.Internal;
+using Mistral.Auth.Internal.Credentials;
+using Mistral.Auth.Internal.Endpoint;
 
 namespace Mistral.Auth.Tests.Properties;
 

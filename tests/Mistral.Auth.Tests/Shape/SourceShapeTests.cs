@@ -45,6 +45,24 @@ public class SourceShapeTests
         Assert.True(tooLong.Count == 0, $"{file}: {string.Join(", ", tooLong)}");
     }
 
+    [Theory]
+    [MemberData(nameof(SourceFiles))]
+    public void InternalFile_NamespaceNamesItsFolder(string file)
+    {
+        var folder = Path.GetDirectoryName(file)!.Replace(Path.DirectorySeparatorChar, '/');
+        const string Internal = "src/Mistral.Auth/Internal";
+        if (!folder.StartsWith(Internal, StringComparison.Ordinal))
+        {
+            return; // the public namespaces do not change
+        }
+
+        var expected = "Mistral.Auth.Internal" + folder[Internal.Length..].Replace('/', '.');
+        var tree = CSharpSyntaxTree.ParseText(File.ReadAllText(Path.Combine(Root(), file)), cancellationToken: TestContext.Current.CancellationToken);
+        var declared = tree.GetRoot(TestContext.Current.CancellationToken).DescendantNodes().OfType<BaseNamespaceDeclarationSyntax>().Single().Name.ToString();
+
+        Assert.Equal(expected, declared);
+    }
+
     private static int Span(SyntaxTree tree, SyntaxNode node)
     {
         var span = tree.GetLineSpan(node.Span);

@@ -1,4 +1,4 @@
-using Mistral.Auth.Internal;
+using Mistral.Auth.Internal.Tokens;
 using Mistral.Auth.Tests.Helpers;
 
 namespace Mistral.Auth.Tests.Tokens;

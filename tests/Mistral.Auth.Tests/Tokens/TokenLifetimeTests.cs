@@ -1,4 +1,5 @@
-using Mistral.Auth.Internal;
+using Mistral.Auth.Internal.Endpoint;
+using Mistral.Auth.Internal.Tokens;
 using Mistral.Auth.Tests.Helpers;
 
 namespace Mistral.Auth.Tests.Tokens;

@@ -1,4 +1,5 @@
-namespace Mistral.Auth.Internal;
+using Mistral.Auth.Internal.Tokens;
+namespace Mistral.Auth.Internal.Credentials;
 
 /// <summary>What one refresh produced: the token, whether the refresh token rotated, whether it came from the store.</summary>
 /// <remarks>

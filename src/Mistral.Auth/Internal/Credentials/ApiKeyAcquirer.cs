@@ -1,7 +1,9 @@
 using Microsoft.Extensions.Logging;
 using Microsoft.Extensions.Options;
+using Mistral.Auth.Internal.Diagnostics;
+using Mistral.Auth.Internal.Tokens;
 
-namespace Mistral.Auth.Internal;
+namespace Mistral.Auth.Internal.Credentials;
 
 /// <summary>
 /// An API key: never refreshed, but taken again from the configuration when it changes, so a rotated key is used

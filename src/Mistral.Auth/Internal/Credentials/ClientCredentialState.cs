@@ -1,4 +1,4 @@
-namespace Mistral.Auth.Internal;
+namespace Mistral.Auth.Internal.Credentials;
 
 /// <summary>
 /// The client's OAuth credentials as they stand: the refresh token in use (rotated ones replace it), the secret, and

@@ -1,4 +1,4 @@
-namespace Mistral.Auth.Internal;
+namespace Mistral.Auth.Internal.Credentials;
 
 /// <summary>What the token endpoint is sent, swapped whole when the refresh token rotates or new credentials arrive.</summary>
 internal sealed record ClientCredentials(string ClientId, string? ClientSecret, string? RefreshToken)

@@ -1,4 +1,6 @@
-namespace Mistral.Auth.Internal;
+using Mistral.Auth.Internal.Endpoint;
+using Mistral.Auth.Internal.Tokens;
+namespace Mistral.Auth.Internal.Credentials;
 
 /// <summary>The client_credentials grant (RFC 6749 §4.4): a new token per expiry, no refresh token to keep or share.</summary>
 internal sealed class ClientCredentialsAcquirer(TokenEndpointClient endpoint, ClientCredentialState credentials, RefreshSchedule schedule, TimeProvider time)

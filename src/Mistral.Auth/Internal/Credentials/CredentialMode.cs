@@ -1,4 +1,4 @@
-namespace Mistral.Auth.Internal;
+namespace Mistral.Auth.Internal.Credentials;
 
 /// <summary>How the manager obtains tokens, decided by which options are set.</summary>
 internal enum CredentialMode

@@ -1,4 +1,4 @@
-namespace Mistral.Auth.Internal;
+namespace Mistral.Auth.Internal.Credentials;
 
 /// <summary>Adapts a delegate to <see cref="IAccessTokenSource"/>.</summary>
 internal sealed class DelegateTokenSource(Func<CancellationToken, ValueTask<AccessTokenResult>> getToken) : IAccessTokenSource

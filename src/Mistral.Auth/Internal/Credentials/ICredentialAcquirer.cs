@@ -1,4 +1,5 @@
-namespace Mistral.Auth.Internal;
+using Mistral.Auth.Internal.Tokens;
+namespace Mistral.Auth.Internal.Credentials;
 
 /// <summary>
 /// Obtains a new access token the way one credential mode does: the refresh_token grant (with the store), the

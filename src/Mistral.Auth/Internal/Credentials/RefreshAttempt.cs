@@ -1,4 +1,5 @@
-namespace Mistral.Auth.Internal;
+using Mistral.Auth.Internal.Tokens;
+namespace Mistral.Auth.Internal.Credentials;
 
 /// <summary>What one refresh is asked to do, and what it did that the manager reports.</summary>
 internal sealed class RefreshAttempt(string reason, string? rejectedAccessToken, AccessTokenState? current)

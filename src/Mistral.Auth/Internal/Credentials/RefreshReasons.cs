@@ -1,4 +1,4 @@
-namespace Mistral.Auth.Internal;
+namespace Mistral.Auth.Internal.Credentials;
 
 /// <summary>Why a refresh runs: the values of the <c>reason</c> tag on spans, metrics and logs.</summary>
 internal static class RefreshReasons

@@ -1,6 +1,11 @@
 using Microsoft.Extensions.Logging;
+using Mistral.Auth.Internal.DPoP;
+using Mistral.Auth.Internal.Diagnostics;
+using Mistral.Auth.Internal.Endpoint;
+using Mistral.Auth.Internal.Stores;
+using Mistral.Auth.Internal.Tokens;
 
-namespace Mistral.Auth.Internal;
+namespace Mistral.Auth.Internal.Credentials;
 
 /// <summary>
 /// The refresh_token grant (RFC 6749 §6) with the token store: under the store's lock, adopt a token another instance

@@ -1,4 +1,6 @@
-namespace Mistral.Auth.Internal;
+using Mistral.Auth.Internal.Endpoint;
+using Mistral.Auth.Internal.Tokens;
+namespace Mistral.Auth.Internal.Credentials;
 
 /// <summary>The application's own <see cref="IAccessTokenSource"/>: called once per refresh, its answer checked.</summary>
 internal sealed class TokenSourceAcquirer(IAccessTokenSource source, RefreshSchedule schedule, TimeProvider time) : ICredentialAcquirer

@@ -1,6 +1,7 @@
 using System.Collections.Concurrent;
+using Mistral.Auth.Internal.Tokens;
 
-namespace Mistral.Auth.Internal;
+namespace Mistral.Auth.Internal.DPoP;
 
 /// <summary>
 /// One credential's DPoP state: the key that proves possession, and the newest nonce each server gave: the

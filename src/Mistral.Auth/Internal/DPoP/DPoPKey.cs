@@ -2,8 +2,10 @@ using System.Buffers;
 using System.Security.Cryptography;
 using System.Text;
 using System.Text.Json;
+using Mistral.Auth.Internal.Endpoint.ClientAuthentication;
+using Mistral.Auth.Internal.Tokens;
 
-namespace Mistral.Auth.Internal;
+namespace Mistral.Auth.Internal.DPoP;
 
 /// <summary>
 /// The key a client proves possession of (RFC 9449): it signs every DPoP proof, its public JWK rides in the proof's

@@ -1,6 +1,6 @@
 using Microsoft.Extensions.Logging;
 
-namespace Mistral.Auth.Internal;
+namespace Mistral.Auth.Internal.Diagnostics;
 
 /// <summary>
 /// Every log event of the package, with stable ids (documented in the README). A token appears only as a short

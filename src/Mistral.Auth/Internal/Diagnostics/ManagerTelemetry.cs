@@ -1,7 +1,7 @@
 using System.Diagnostics.Metrics;
 using Microsoft.Extensions.Logging;
 
-namespace Mistral.Auth.Internal;
+namespace Mistral.Auth.Internal.Diagnostics;
 
 /// <summary>
 /// A manager's instruments and its refresh reporting, each made once at first use: an API key never refreshes, and two

@@ -1,8 +1,10 @@
-using Microsoft.Extensions.Logging;
 using System.Diagnostics;
 using System.Diagnostics.Metrics;
+using Microsoft.Extensions.Logging;
+using Mistral.Auth.Internal.Http;
 
-namespace Mistral.Auth.Internal;
+
+namespace Mistral.Auth.Internal.Diagnostics;
 
 /// <summary>The package's one <see cref="Meter"/> and one <see cref="ActivitySource"/>, both named <c>Mistral.Auth</c>.</summary>
 /// <remarks>

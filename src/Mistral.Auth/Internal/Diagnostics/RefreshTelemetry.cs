@@ -1,8 +1,10 @@
 using System.Diagnostics;
 using System.Globalization;
 using Microsoft.Extensions.Logging;
+using Mistral.Auth.Internal.Credentials;
+using Mistral.Auth.Internal.Tokens;
 
-namespace Mistral.Auth.Internal;
+namespace Mistral.Auth.Internal.Diagnostics;
 
 /// <summary>
 /// Everything one refresh reports, in one place: its span, its metrics, its log records and the manager's events.

@@ -1,7 +1,7 @@
 using Microsoft.Extensions.Http;
 using Microsoft.Extensions.Options;
 
-namespace Mistral.Auth.Internal;
+namespace Mistral.Auth.Internal.Endpoint;
 
 /// <summary>
 /// Turns redirects off on the token endpoint client's primary handler, after every other configuration of that client,

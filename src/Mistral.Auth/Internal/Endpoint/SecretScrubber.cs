@@ -3,8 +3,10 @@ using System.Text;
 using System.Text.Encodings.Web;
 using System.Text.Json;
 using System.Web;
+using Mistral.Auth.Internal.Credentials;
+using Mistral.Auth.Internal.Endpoint.ClientAuthentication;
 
-namespace Mistral.Auth.Internal;
+namespace Mistral.Auth.Internal.Endpoint;
 
 /// <summary>
 /// Removes the secrets sent to a server from text that server sent back: an <c>error_description</c> may echo the

@@ -1,7 +1,7 @@
 using System.Buffers;
 using System.Net.Sockets;
 
-namespace Mistral.Auth.Internal;
+namespace Mistral.Auth.Internal.Endpoint;
 
 /// <summary>
 /// The token endpoint's answer as an attempt reads it: the whole body within the attempt (a connection dropped mid-body

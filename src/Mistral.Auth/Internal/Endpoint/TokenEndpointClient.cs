@@ -1,8 +1,14 @@
 using System.Net;
 using System.Net.Sockets;
 using Microsoft.Extensions.Logging;
+using Mistral.Auth.Internal.Credentials;
+using Mistral.Auth.Internal.DPoP;
+using Mistral.Auth.Internal.Diagnostics;
+using Mistral.Auth.Internal.Endpoint.ClientAuthentication;
+using Mistral.Auth.Internal.Endpoint.Discovery;
+using Mistral.Auth.Internal.Endpoint.Resilience;
 
-namespace Mistral.Auth.Internal;
+namespace Mistral.Auth.Internal.Endpoint;
 
 /// <summary>Posts the refresh request to the token endpoint and turns the answer into a <see cref="TokenResponse"/>.</summary>
 internal sealed class TokenEndpointClient : IDisposable

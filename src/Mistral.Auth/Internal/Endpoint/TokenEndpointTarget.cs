@@ -1,4 +1,4 @@
-namespace Mistral.Auth.Internal;
+namespace Mistral.Auth.Internal.Endpoint;
 
 /// <summary>Where token requests go, as configured or as discovered, with what the server said it supports.</summary>
 internal sealed class TokenEndpointTarget

@@ -1,8 +1,10 @@
 using System.Buffers;
 using System.Net.Http.Headers;
 using System.Text.Json;
+using Mistral.Auth.Internal.Credentials;
+using Mistral.Auth.Internal.Endpoint.ClientAuthentication;
 
-namespace Mistral.Auth.Internal;
+namespace Mistral.Auth.Internal.Endpoint;
 
 /// <summary>The body of a token request: the seed's JSON exactly, or RFC 6749's form encoding.</summary>
 /// <remarks>

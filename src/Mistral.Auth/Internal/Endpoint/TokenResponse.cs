@@ -1,4 +1,5 @@
-namespace Mistral.Auth.Internal;
+using Mistral.Auth.Internal.DPoP;
+namespace Mistral.Auth.Internal.Endpoint;
 
 /// <summary>A successful token endpoint answer (RFC 6749 §5.1), already checked.</summary>
 internal sealed class TokenResponse

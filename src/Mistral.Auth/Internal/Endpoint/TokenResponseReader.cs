@@ -1,8 +1,11 @@
 using System.Globalization;
 using System.Text;
 using System.Text.Json;
+using Mistral.Auth.Internal.Credentials;
+using Mistral.Auth.Internal.DPoP;
+using Mistral.Auth.Internal.Tokens;
 
-namespace Mistral.Auth.Internal;
+namespace Mistral.Auth.Internal.Endpoint;
 
 /// <summary>
 /// Reads the token endpoint's answer: a token response (RFC 6749 §5.1) checked field by field, or an error (§5.2)

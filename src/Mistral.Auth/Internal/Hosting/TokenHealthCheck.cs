@@ -1,6 +1,6 @@
 using Microsoft.Extensions.Diagnostics.HealthChecks;
 
-namespace Mistral.Auth.Internal;
+namespace Mistral.Auth.Internal.Hosting;
 
 /// <summary>Reads the manager's state; calls no server.</summary>
 internal sealed class TokenHealthCheck(TokenManager tokenManager) : IHealthCheck

@@ -1,4 +1,5 @@
-namespace Mistral.Auth.Internal;
+using Mistral.Auth.Internal.Tokens;
+namespace Mistral.Auth.Internal.Hosting;
 
 /// <summary>What the manager knows of its token at one moment, for the health check.</summary>
 internal readonly record struct TokenHealthSnapshot(

@@ -1,6 +1,6 @@
 using Microsoft.Extensions.Hosting;
 
-namespace Mistral.Auth.Internal;
+namespace Mistral.Auth.Internal.Hosting;
 
 /// <summary>Refreshes the token at its refresh point whether or not requests come (the seed's "automate the refresh").</summary>
 internal sealed class TokenKeepAliveService(TokenManager tokenManager, TimeProvider timeProvider) : BackgroundService

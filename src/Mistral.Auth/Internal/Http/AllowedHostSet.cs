@@ -1,9 +1,9 @@
 using System.Globalization;
-using System.Runtime.CompilerServices;
 using System.Net;
 using System.Net.Sockets;
+using System.Runtime.CompilerServices;
 
-namespace Mistral.Auth.Internal;
+namespace Mistral.Auth.Internal.Http;
 
 /// <summary>Decides whether a request may carry the access token: an allowed host, over HTTPS (or HTTP to loopback).</summary>
 /// <remarks>

@@ -1,4 +1,4 @@
-namespace Mistral.Auth.Internal;
+namespace Mistral.Auth.Internal.Http;
 
 /// <summary>The <c>BaseAddress</c> of the client a handler belongs to, once the factory has configured that client.</summary>
 internal sealed class BaseAddressCapture

@@ -1,4 +1,4 @@
-namespace Mistral.Auth.Internal;
+namespace Mistral.Auth.Internal.Http;
 
 /// <summary>
 /// The <c>Bearer</c> challenge of a 401's <c>WWW-Authenticate</c> header (RFC 6750 §3): its <c>error</c>,

@@ -1,4 +1,5 @@
-namespace Mistral.Auth.Internal;
+using Mistral.Auth.Internal.Tokens;
+namespace Mistral.Auth.Internal.Http;
 
 /// <summary>
 /// What an adapter gives the <see cref="RequestProtocol"/>: its message type's operations, and nothing else. The

@@ -1,4 +1,5 @@
-namespace Mistral.Auth.Internal;
+using Mistral.Auth.Internal.Tokens;
+namespace Mistral.Auth.Internal.Http;
 
 /// <summary>What an answer calls for, as <see cref="RequestProtocol"/> reads it.</summary>
 internal enum ProtocolStep

@@ -1,4 +1,4 @@
-namespace Mistral.Auth.Internal;
+namespace Mistral.Auth.Internal.Http;
 
 /// <summary>One step of a redirect: where the request goes next, and whether it becomes a GET without a body.</summary>
 internal readonly record struct RedirectHop(Uri Target, bool SwitchToGet);

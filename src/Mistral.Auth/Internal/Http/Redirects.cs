@@ -1,6 +1,6 @@
 using System.Runtime.CompilerServices;
 
-namespace Mistral.Auth.Internal;
+namespace Mistral.Auth.Internal.Http;
 
 /// <summary>
 /// Who follows the redirects of the requests a <see cref="MistralAuthHandler"/> sends. HttpClient's own redirect handling

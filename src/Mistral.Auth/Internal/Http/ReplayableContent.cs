@@ -1,6 +1,6 @@
 using System.Net.Http.Json;
 
-namespace Mistral.Auth.Internal;
+namespace Mistral.Auth.Internal.Http;
 
 /// <summary>Decides whether a request body can be sent a second time after a 401, buffering it where it must.</summary>
 internal static class ReplayableContent

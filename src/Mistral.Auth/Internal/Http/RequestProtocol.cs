@@ -1,8 +1,11 @@
 using System.Diagnostics.CodeAnalysis;
 using System.Runtime.CompilerServices;
 using Microsoft.Extensions.Logging;
+using Mistral.Auth.Internal.DPoP;
+using Mistral.Auth.Internal.Diagnostics;
+using Mistral.Auth.Internal.Tokens;
 
-namespace Mistral.Auth.Internal;
+namespace Mistral.Auth.Internal.Http;
 
 /// <summary>
 /// The one request protocol both adapters follow — <see cref="MistralAuthHandler"/> and the System.ClientModel policy —

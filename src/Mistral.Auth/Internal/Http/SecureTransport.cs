@@ -1,6 +1,6 @@
 using System.Net;
 
-namespace Mistral.Auth.Internal;
+namespace Mistral.Auth.Internal.Http;
 
 /// <summary>
 /// The one transport rule for everything the package sends a credential over — API requests (RFC 6750 §5.3), the token

@@ -1,4 +1,4 @@
-namespace Mistral.Auth.Internal;
+namespace Mistral.Auth.Internal.Stores;
 
 /// <summary>The store's refresh lock, owned by the refresh until a pending store write takes it over.</summary>
 internal sealed class HeldLock(IAsyncDisposable? handle)

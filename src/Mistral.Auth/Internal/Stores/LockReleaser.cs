@@ -1,4 +1,4 @@
-namespace Mistral.Auth.Internal;
+namespace Mistral.Auth.Internal.Stores;
 
 /// <summary>
 /// The held refresh lock of a built-in store: releases the process-wide semaphore (and, for the file store, the lock

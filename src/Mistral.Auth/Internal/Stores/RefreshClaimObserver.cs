@@ -1,4 +1,4 @@
-namespace Mistral.Auth.Internal;
+namespace Mistral.Auth.Internal.Stores;
 
 /// <summary>
 /// Decides whether another instance's claim on the stored refresh token (<see cref="StoredTokens.RefreshClaimedUntil"/>)

@@ -1,6 +1,8 @@
 using Microsoft.Extensions.Logging;
+using Mistral.Auth.Internal.Credentials;
+using Mistral.Auth.Internal.Diagnostics;
 
-namespace Mistral.Auth.Internal;
+namespace Mistral.Auth.Internal.Stores;
 
 /// <summary>
 /// The token store protocol of a refresh: take the lock, re-read, adopt another instance's token, claim the stored

@@ -1,6 +1,7 @@
 using Microsoft.Extensions.Logging;
+using Mistral.Auth.Internal.Diagnostics;
 
-namespace Mistral.Auth.Internal;
+namespace Mistral.Auth.Internal.Stores;
 
 /// <summary>
 /// Holds a refresh token the server issued but the store did not take (it was unreachable), and keeps writing it —

@@ -1,8 +1,9 @@
 using System.Net.Http.Headers;
 using System.Security.Cryptography;
 using System.Text;
+using Mistral.Auth.Internal.DPoP;
 
-namespace Mistral.Auth.Internal;
+namespace Mistral.Auth.Internal.Tokens;
 
 /// <summary>
 /// One access token and everything a caller needs about it, swapped whole (only its refresh-due flag ever changes),

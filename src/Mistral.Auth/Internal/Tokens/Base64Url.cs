@@ -1,4 +1,4 @@
-namespace Mistral.Auth.Internal;
+namespace Mistral.Auth.Internal.Tokens;
 
 /// <summary>base64url without padding (RFC 4648 §5), as JWTs use it: small enough not to load a token library for it.</summary>
 internal static class Base64Url

@@ -1,4 +1,4 @@
-namespace Mistral.Auth.Internal;
+namespace Mistral.Auth.Internal.Tokens;
 
 /// <summary>
 /// The syntax of a bearer token in an <c>Authorization</c> header, RFC 6750 §2.1:

@@ -2,7 +2,7 @@ using System.Buffers;
 using System.IdentityModel.Tokens.Jwt;
 using System.Text.Json;
 
-namespace Mistral.Auth.Internal;
+namespace Mistral.Auth.Internal.Tokens;
 
 /// <summary>Reads <c>exp</c> and <c>iat</c> from an access token that is a JWT, without validating its signature.</summary>
 internal static class JwtExpiry

@@ -1,4 +1,4 @@
-namespace Mistral.Auth.Internal;
+namespace Mistral.Auth.Internal.Tokens;
 
 /// <summary>
 /// What the last refreshes' failures decide for the next one, under the token cache's lock: credentials the server

@@ -1,4 +1,6 @@
-namespace Mistral.Auth.Internal;
+using Mistral.Auth.Internal.Credentials;
+using Mistral.Auth.Internal.Diagnostics;
+namespace Mistral.Auth.Internal.Tokens;
 
 /// <summary>
 /// Runs one refresh: the acquisition within <see cref="MistralAuthOptions.RefreshTimeout"/>, whatever it throws turned

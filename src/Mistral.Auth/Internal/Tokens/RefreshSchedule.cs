@@ -1,4 +1,6 @@
-namespace Mistral.Auth.Internal;
+using Mistral.Auth.Internal.DPoP;
+using Mistral.Auth.Internal.Endpoint;
+namespace Mistral.Auth.Internal.Tokens;
 
 /// <summary>
 /// When a token is refreshed: its refresh point (<see cref="MistralAuthOptions.RefreshBeforeExpiry"/> before expiry, or

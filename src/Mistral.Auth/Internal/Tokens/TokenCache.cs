@@ -1,6 +1,8 @@
 using System.Runtime.CompilerServices;
+using Mistral.Auth.Internal.Credentials;
+using Mistral.Auth.Internal.Hosting;
 
-namespace Mistral.Auth.Internal;
+namespace Mistral.Auth.Internal.Tokens;
 
 /// <summary>
 /// The token a manager serves and the one refresh that replaces it: lock-free reads while it is fresh, a single flight
@@ -175,10 +177,7 @@ internal sealed class TokenCache
     public void Stop()
     {
         _runner.Stop();
-        lock (_gate)
-        {
-            _schedule.Stop();
-        }
+        lock (_gate) _schedule.Stop();
     }
 
     private ValueTask<AccessTokenState> GetStateSlowAsync(CancellationToken cancellationToken)

@@ -1,6 +1,7 @@
 using System.Globalization;
+using Mistral.Auth.Internal.Endpoint;
 
-namespace Mistral.Auth.Internal;
+namespace Mistral.Auth.Internal.Tokens;
 
 /// <summary>Works out how long an access token may be served, measured on the local clock.</summary>
 /// <remarks>

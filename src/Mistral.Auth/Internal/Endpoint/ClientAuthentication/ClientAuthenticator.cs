@@ -2,8 +2,10 @@ using System.Net.Http.Headers;
 using System.Security.Cryptography;
 using System.Text;
 using System.Text.Json;
+using Mistral.Auth.Internal.Credentials;
+using Mistral.Auth.Internal.Tokens;
 
-namespace Mistral.Auth.Internal;
+namespace Mistral.Auth.Internal.Endpoint.ClientAuthentication;
 
 /// <summary>
 /// Authenticates the client to the token endpoint by the method the settings choose (RFC 6749 §2.3, RFC 7523 §2.2,

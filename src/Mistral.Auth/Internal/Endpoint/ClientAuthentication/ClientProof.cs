@@ -1,6 +1,6 @@
 using System.Net.Http.Headers;
 
-namespace Mistral.Auth.Internal;
+namespace Mistral.Auth.Internal.Endpoint.ClientAuthentication;
 
 /// <summary>How one token request authenticates the client: what goes in the body, and the <c>Authorization</c> header.</summary>
 /// <param name="ClientId">The <c>client_id</c> for the body; <see langword="null"/> when it travels in the header only.</param>

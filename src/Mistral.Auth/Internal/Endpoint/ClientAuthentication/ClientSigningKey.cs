@@ -1,8 +1,9 @@
 using System.Security.Cryptography;
 using System.Security.Cryptography.X509Certificates;
 using System.Text.Json;
+using Mistral.Auth.Internal.Tokens;
 
-namespace Mistral.Auth.Internal;
+namespace Mistral.Auth.Internal.Endpoint.ClientAuthentication;
 
 /// <summary>
 /// The private key that signs <c>private_key_jwt</c> assertions, loaded once from a PEM, a JWK or a certificate, with

@@ -1,8 +1,10 @@
 using System.Net.Http.Headers;
 using System.Text.Json;
 using Microsoft.Extensions.Logging;
+using Mistral.Auth.Internal.Diagnostics;
+using Mistral.Auth.Internal.Http;
 
-namespace Mistral.Auth.Internal;
+namespace Mistral.Auth.Internal.Endpoint.Discovery;
 
 /// <summary>
 /// Finds the token endpoint from the issuer (RFC 8414, then OpenID Connect Discovery 1.0): fetched when first needed,

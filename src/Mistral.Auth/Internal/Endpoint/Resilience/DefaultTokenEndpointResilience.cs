@@ -1,7 +1,7 @@
 using System.Runtime.ExceptionServices;
 using Microsoft.Extensions.Logging;
 
-namespace Mistral.Auth.Internal;
+namespace Mistral.Auth.Internal.Endpoint.Resilience;
 
 /// <summary>
 /// The default resilience around a token endpoint call, as <see cref="TokenEndpointResilienceOptions"/> describes it,

@@ -1,11 +1,12 @@
 using System.Runtime.ExceptionServices;
 using Microsoft.Extensions.Logging;
+using Mistral.Auth.Internal.Diagnostics;
 using Polly;
 using Polly.CircuitBreaker;
 using Polly.Retry;
 using Polly.Timeout;
 
-namespace Mistral.Auth.Internal;
+namespace Mistral.Auth.Internal.Endpoint.Resilience;
 
 /// <summary>
 /// A Polly pipeline around each token endpoint call: the default one (<see cref="CreateDefault"/>), or the application's

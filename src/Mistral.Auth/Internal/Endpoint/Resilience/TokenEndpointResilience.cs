@@ -2,7 +2,7 @@ using System.Net;
 using System.Net.Sockets;
 using Microsoft.Extensions.Logging;
 
-namespace Mistral.Auth.Internal;
+namespace Mistral.Auth.Internal.Endpoint.Resilience;
 
 /// <summary>
 /// What surrounds each call to the token endpoint: retries, a timeout per attempt and a circuit breaker. The default
