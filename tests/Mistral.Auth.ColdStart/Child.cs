@@ -16,6 +16,7 @@ internal static class Child
             "tokensource" => await TokenSourceAsync(),
             "handwritten" => await HandWrittenAsync(url!),
             "refresh" => await RefreshAsync(url!),
+            _ when mode.StartsWith("hosted-", StringComparison.Ordinal) => await HostedChild.RunAsync(mode, url!),
             _ => throw new ArgumentException(mode),
         };
         Console.WriteLine($"length={length}");
@@ -84,7 +85,7 @@ internal static class Child
         return 0;
     }
 
-    private sealed class Fixed : IAccessTokenSource
+    internal sealed class Fixed : IAccessTokenSource
     {
         public ValueTask<AccessTokenResult> GetTokenAsync(CancellationToken cancellationToken) =>
             ValueTask.FromResult(new AccessTokenResult(LoopbackServer.AccessToken));

@@ -11,6 +11,7 @@ internal sealed class LoopbackServer : IDisposable
     public static readonly string AccessToken = Build();
 
     private readonly HttpListener _listener = new();
+    private readonly HashSet<string> _failedOnce = [];
 
     private LoopbackServer(int port)
     {
@@ -55,7 +56,12 @@ internal sealed class LoopbackServer : IDisposable
 
             var path = context.Request.Url!.AbsolutePath;
             string body;
-            if (path == "/auth/token")
+            if (path.StartsWith("/auth/once-unavailable/", StringComparison.Ordinal) && _failedOnce.Add(path))
+            {
+                context.Response.StatusCode = 503; // the first attempt at this path fails: the client builds its Polly pipeline
+                body = """{"error":"temporarily_unavailable"}""";
+            }
+            else if (path.StartsWith("/auth/", StringComparison.Ordinal))
             {
                 body = $$"""{"access_token":"{{AccessToken}}","token_type":"Bearer","expires_in":3600,"refresh_token":"r"}""";
             }

@@ -22,6 +22,10 @@ var pairs = new (string Name, string Floor, string Candidate, string? Url)[]
     ("API key", "bare", "apikey", null),
     ("token source", "bare", "tokensource", null),
     ("refresh_token, first authenticated response", "handwritten", "refresh", server.Url),
+    ("Generic Host: API key", "hosted-static", "hosted-apikey", server.Url),
+    ("Generic Host: token source", "hosted-static", "hosted-tokensource", server.Url),
+    ("Generic Host: refresh_token", "hosted-static", "hosted-refresh", server.Url),
+    ("Generic Host: refresh_token, first attempt fails (Polly built)", "hosted-static", "hosted-refresh-after-failure", server.Url),
 };
 
 Console.WriteLine($"cold start: {runs} alternating whole-process pairs per row, {Environment.ProcessorCount} cores, .NET {Environment.Version}, {(self is null ? "native AOT" : "dotnet host: JIT, or ReadyToRun code if published so")}");
